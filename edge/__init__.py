@@ -1,0 +1,1 @@
+"""Edge runtime: transport -> decode -> filter -> segment -> infer -> events. Torch-free."""

@@ -1,0 +1,1 @@
+"""Host console: events -> dashboard, recorder, sessions. Torch-free."""

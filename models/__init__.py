@@ -1,0 +1,1 @@
+"""Training, evaluation, export and benchmarks (torch lives only here)."""
