@@ -1,0 +1,128 @@
+"""Label spaces and the one rule that turns cycle findings into a record verdict.
+
+Imported by training, evaluation and the edge, so a finding means the same everywhere.
+
+- 4-class (ICBHI): Normal / Crackle / Wheeze / Both, and its multi-label form
+  (crackle, wheeze).
+- SPRSound event 7-class: Normal, Rhonchi, Wheeze, Stridor, Coarse Crackle, Fine Crackle,
+  Wheeze+Crackle.
+- SPRSound record 5-class: Normal, CAS, DAS, CAS & DAS, Poor Quality.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+FOUR_CLASSES: tuple[str, ...] = ("Normal", "Crackle", "Wheeze", "Both")
+EVENT_CLASSES: tuple[str, ...] = (
+    "Normal", "Rhonchi", "Wheeze", "Stridor", "Coarse Crackle", "Fine Crackle", "Wheeze+Crackle",
+)
+RECORD_CLASSES: tuple[str, ...] = ("Normal", "CAS", "DAS", "CAS & DAS", "Poor Quality")
+POOR_QUALITY = "Poor Quality"
+
+CONTINUOUS_EVENTS = frozenset({"Wheeze", "Rhonchi", "Stridor"})
+DISCONTINUOUS_EVENTS = frozenset({"Fine Crackle", "Coarse Crackle"})
+
+
+def four_class_from_flags(crackle: bool, wheeze: bool) -> str:
+    """Multi-label (crackle, wheeze) to the 4-class name."""
+    return FOUR_CLASSES[int(bool(crackle)) + 2 * int(bool(wheeze))]
+
+
+def flags_from_four_class(name: str) -> tuple[bool, bool]:
+    """4-class name to (crackle, wheeze)."""
+    index = FOUR_CLASSES.index(name)
+    return bool(index & 1), bool(index & 2)
+
+
+def event_to_flags(event_type: str) -> tuple[bool, bool]:
+    """SPRSound event type to (crackle, wheeze): crackle = any crackle, wheeze = any CAS."""
+    if event_type not in EVENT_CLASSES:
+        raise ValueError(f"unknown SPRSound event type {event_type!r}")
+    if event_type == "Wheeze+Crackle":
+        return True, True
+    return event_type in DISCONTINUOUS_EVENTS, event_type in CONTINUOUS_EVENTS
+
+
+def event_to_four_class(event_type: str) -> str:
+    return four_class_from_flags(*event_to_flags(event_type))
+
+
+def is_adventitious_event(event_type: str) -> bool:
+    return event_type != "Normal"
+
+
+def record_from_flags(has_crackle: bool, has_wheeze: bool) -> str:
+    """Record class from whether any CAS / DAS is present."""
+    if has_crackle and has_wheeze:
+        return "CAS & DAS"
+    if has_wheeze:
+        return "CAS"
+    if has_crackle:
+        return "DAS"
+    return "Normal"
+
+
+@dataclass(frozen=True)
+class VerdictRule:
+    """Parameters of the record verdict; they travel in the model manifest.
+
+    A finding must appear in at least ``min_cycles`` cycles and in at least
+    ``min_fraction`` of the good-quality cycles to count for the record, which keeps one
+    spurious cycle from flipping a record. A record is Poor Quality when too few cycles
+    were usable.
+    """
+
+    min_cycles: int = 1
+    min_fraction: float = 0.0
+    poor_quality_fraction: float = 0.5  # share of poor cycles that makes the record poor
+    min_good_cycles: int = 1
+
+    def to_dict(self) -> dict:
+        return {"min_cycles": self.min_cycles, "min_fraction": self.min_fraction,
+                "poor_quality_fraction": self.poor_quality_fraction,
+                "min_good_cycles": self.min_good_cycles}
+
+
+@dataclass(frozen=True)
+class CycleFinding:
+    """What the record rule needs to know about one cycle."""
+
+    crackle: bool
+    wheeze: bool
+    poor_quality: bool = False
+
+
+@dataclass(frozen=True)
+class Verdict:
+    label: str
+    n_cycles: int  # every cycle seen
+    n_good_cycles: int  # the cycles the verdict rests on
+
+
+def record_verdict(cycles: Sequence[CycleFinding] | Iterable[CycleFinding],
+                   rule: VerdictRule | None = None) -> Verdict:
+    """Turn per-cycle findings into a record verdict (Normal/CAS/DAS/CAS & DAS/Poor Quality).
+
+    Parameters
+    ----------
+    cycles : sequence of CycleFinding
+        Findings of every cycle of the record, in any order.
+    rule : VerdictRule, optional
+        Thresholds; defaults to "any cycle counts".
+    """
+    rule = rule or VerdictRule()
+    cycles = list(cycles)
+    good = [c for c in cycles if not c.poor_quality]
+    n_poor = len(cycles) - len(good)
+    too_noisy = bool(cycles) and n_poor / len(cycles) >= rule.poor_quality_fraction
+    if not cycles or too_noisy or len(good) < rule.min_good_cycles:
+        return Verdict(POOR_QUALITY, len(cycles), len(good))
+
+    def present(count: int) -> bool:
+        return count >= rule.min_cycles and count / len(good) >= rule.min_fraction
+
+    has_crackle = present(sum(c.crackle for c in good))
+    has_wheeze = present(sum(c.wheeze for c in good))
+    return Verdict(record_from_flags(has_crackle, has_wheeze), len(cycles), len(good))
