@@ -21,6 +21,7 @@ whether the source is SIMULATED.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import os
@@ -234,21 +235,16 @@ class TcpEventServer:
         with self._lock:
             if client in self._clients:
                 self._clients.remove(client)
-        try:
+        with contextlib.suppress(OSError):
             client.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        try:
+        # when the queue is full the sender fails on the shut-down socket and exits anyway
+        with contextlib.suppress(queue.Full):
             client.queue.put_nowait(None)
-        except queue.Full:
-            pass  # the sender fails on the shut-down socket and exits on its own
 
 
 def _reply(sock: socket.socket, message: Mapping[str, Any]) -> None:
-    try:
+    with contextlib.suppress(OSError):
         sock.sendall((json.dumps(message) + "\n").encode("utf-8"))
-    except OSError:
-        pass
 
 
 def _read_line(sock: socket.socket, limit: int) -> bytes:

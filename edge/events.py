@@ -335,17 +335,20 @@ def validate(message: Any) -> list[str]:
     """
     if not isinstance(message, dict):
         return ["event: must be a JSON object"]
-    errors = _check_fields(message, COMMON_FIELDS, "")
+    kind = message.get("type")
+    type_fields = MESSAGE_FIELDS.get(kind, {}) if isinstance(kind, str) else {}
+    # a type's own definition of a common field wins (hello's simulated may be false)
+    common = {name: spec for name, spec in COMMON_FIELDS.items() if name not in type_fields}
+    errors = _check_fields(message, common, "")
     version = message.get("v")
     if _is_int(version) and version > SCHEMA_VERSION:
         errors.append(f"v: schema version {version} is newer than supported "
                       f"({SCHEMA_VERSION}); update the software")
-    kind = message.get("type")
-    if kind not in MESSAGE_FIELDS:
+    if not type_fields:
         return errors
-    type_errors = _check_fields(message, MESSAGE_FIELDS[kind], "")
+    type_errors = _check_fields(message, type_fields, "")
     errors += type_errors
-    if not type_errors:
+    if not type_errors and not errors:
         errors += _cross_field_errors(message)
     return errors
 

@@ -569,9 +569,7 @@ def encode_frame(
     return frame + struct.pack("<I", crc(frame))
 
 
-def encode_message(
-    message: Payload, *, seq: int, sample_index: int = 0, flags: int = 0
-) -> bytes:
+def encode_message(message: Payload, *, seq: int, sample_index: int = 0, flags: int = 0) -> bytes:
     """Build a frame from a payload dataclass, taking the message type from its class."""
     return encode_frame(message.MSG_TYPE, message, seq=seq, sample_index=sample_index, flags=flags)
 

@@ -85,6 +85,11 @@ class Transport(abc.ABC):
         """Connection health; sources that cannot lose their link are always connected."""
         return TransportStatus(connected=True)
 
+    @property
+    def ended(self) -> bool:
+        """True once a finite source (a replayed file) has delivered its last byte."""
+        return False
+
     def __enter__(self) -> Transport:
         return self
 

@@ -1,0 +1,323 @@
+"""Train a network from one TOML experiment config (``steth-train CONFIG``).
+
+Deterministic per (seed, epoch): each epoch reseeds the sampler, the augmentation and
+torch, so a run resumed from its last checkpoint continues exactly as it would have.
+Checkpoints live outside the work tree (``$STETH_CACHE/runs/<name>/seed<k>/``).
+Selection uses a patient-disjoint validation split of the training data only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+import tomllib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from edge.features import FeatureConfig
+from edge.infer import CyclePrediction, cycle_windows, fit_window, sigmoid, softmax
+from edge.labels import EVENT_CLASSES
+from models.data import IGNORE, Sample, SampleSet, build_sample_set, split_train_validation
+from models.datasets import DataError, default_data_root, load_icbhi, load_sprsound
+from models.feature_cache import default_cache_root
+from models.metrics import task_scores, to_task_label
+from models.nets import BreathNet, BreathNetConfig
+
+
+@dataclass
+class TrainConfig:
+    name: str = "breathnet"
+    seed: int = 0
+    window: int = 128
+    epochs: int = 12
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    val_fraction: float = 0.15
+    threads: int = 2
+    use_icbhi: bool = True
+    max_samples_per_epoch: int = 0  # 0 = one pass over the training samples
+    max_recordings: int = 0  # 0 = all; a small number for smoke tests
+    subtype_weight: float = 0.5
+    quality_weight: float = 0.5
+    net: BreathNetConfig = field(default_factory=BreathNetConfig)
+    augment: dict = field(default_factory=lambda: {"time_mask": 16, "freq_mask": 8,
+                                                   "eq_db": 6.0})
+
+    @classmethod
+    def from_toml(cls, path: Path) -> TrainConfig:
+        data = tomllib.loads(Path(path).read_text())
+        net = BreathNetConfig(**{k: tuple(v) if isinstance(v, list) else v
+                                 for k, v in data.pop("net", {}).items()})
+        return cls(**data, net=net)
+
+
+def sample_key(s: Sample, subset: SampleSet) -> str:
+    if s.poor:
+        return "poor"
+    if s.subtype != IGNORE:
+        return EVENT_CLASSES[s.subtype]
+    return f"icbhi:{s.crackle}{s.wheeze}"
+
+
+def sampling_weights(samples: list[Sample], subset: SampleSet) -> np.ndarray:
+    """Inverse square-root class frequency: rare classes seen more, without overfitting."""
+    keys = [sample_key(s, subset) for s in samples]
+    counts = Counter(keys)
+    w = np.array([counts[k] ** -0.5 for k in keys])
+    return w / w.sum()
+
+
+def augment(x: np.ndarray, rng: np.random.Generator, spec: dict) -> np.ndarray:
+    """Equalisation tilt/curve, then time and frequency masking, on log-mel (T, M)."""
+    x = x.copy()
+    n_t, n_m = x.shape
+    # A random smooth EQ curve models a different chest-piece or front-end response.
+    db = spec.get("eq_db", 0.0)
+    if db:
+        axis = np.linspace(-1.0, 1.0, n_m)
+        curve = rng.uniform(-1, 1) * axis + rng.uniform(-1, 1) * np.cos(np.pi * axis)
+        x += (curve * db / 2.0 * math.log(10) / 10.0).astype(np.float32)
+    fill = x.mean()
+    t = int(rng.integers(0, spec.get("time_mask", 0) + 1))
+    if t:
+        s = int(rng.integers(0, max(1, n_t - t)))
+        x[s:s + t] = fill
+    f = int(rng.integers(0, spec.get("freq_mask", 0) + 1))
+    if f:
+        s = int(rng.integers(0, max(1, n_m - f)))
+        x[:, s:s + f] = fill
+    return x
+
+
+def training_window(frames: np.ndarray, window: int, rng: np.random.Generator) -> np.ndarray:
+    if frames.shape[0] > window:
+        start = int(rng.integers(0, frames.shape[0] - window + 1))
+        return frames[start:start + window]
+    return fit_window(frames, window)
+
+
+def make_batch(batch: list[Sample], subset: SampleSet, cfg: TrainConfig,
+               rng: np.random.Generator, train: bool) -> dict[str, torch.Tensor]:
+    xs = []
+    for s in batch:
+        w = training_window(subset.frames(s), cfg.window, rng)
+        xs.append(augment(w, rng, cfg.augment) if train else w)
+    return {
+        "x": torch.from_numpy(np.stack(xs)[:, None]),  # (B, 1, T, M)
+        "findings": torch.tensor([[s.crackle, s.wheeze] for s in batch], dtype=torch.float32),
+        "subtype": torch.tensor([s.subtype for s in batch], dtype=torch.long),
+        "poor": torch.tensor([s.poor for s in batch], dtype=torch.float32),
+    }
+
+
+def subtype_class_weights(samples: list[Sample]) -> torch.Tensor:
+    counts = Counter(s.subtype for s in samples if s.subtype != IGNORE)
+    w = torch.tensor([(counts.get(i, 0) + 1) ** -0.5 for i in range(len(EVENT_CLASSES))])
+    return w / w.mean()
+
+
+def loss_fn(out: tuple[torch.Tensor, ...], batch: dict[str, torch.Tensor],
+            cfg: TrainConfig, sub_w: torch.Tensor) -> torch.Tensor:
+    findings, subtype, quality = out
+    known = batch["findings"][:, 0] != IGNORE
+    loss = F.binary_cross_entropy_with_logits(quality[:, 0], batch["poor"])
+    if known.any():
+        loss = loss + F.binary_cross_entropy_with_logits(findings[known],
+                                                         batch["findings"][known])
+    has_sub = batch["subtype"] != IGNORE
+    if has_sub.any():
+        loss = loss + cfg.subtype_weight * F.cross_entropy(
+            subtype[has_sub], batch["subtype"][has_sub], weight=sub_w)
+    return loss
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, subset: SampleSet, samples: list[Sample],
+                   window: int) -> dict[str, np.ndarray]:
+    """Raw logits per sample, windows pooled as the edge pools probabilities."""
+    model.eval()
+    find, sub, qual = [], [], []
+    for s in samples:
+        x = torch.from_numpy(cycle_windows(subset.frames(s), window)[:, None])
+        f, st, q = model(x)
+        find.append(f.amax(dim=0).numpy())  # max over windows, like CycleModel
+        sub.append(st.mean(dim=0).numpy())
+        qual.append(float(q.mean()))
+    return {"findings": np.array(find), "subtype": np.array(sub), "quality": np.array(qual)}
+
+
+def event_predictions(logits: dict[str, np.ndarray], thresholds: dict[str, float],
+                      temps: dict[str, float] | None = None) -> list[CyclePrediction]:
+    temps = temps or {}
+    pf = sigmoid(logits["findings"] / temps.get("findings", 1.0))
+    ps = softmax(logits["subtype"] / temps.get("subtype", 1.0))
+    pq = sigmoid(logits["quality"] / temps.get("quality", 1.0))
+    return [CyclePrediction(float(f[0]), float(f[1]), float(q), tuple(map(float, s)))
+            for f, s, q in zip(pf, ps, pq, strict=True)]
+
+
+def event_scores(samples: list[Sample], preds: list[CyclePrediction],
+                 thresholds: dict[str, float]) -> dict[str, float]:
+    """Task 1-1 and 1-2 BioCAS Scores over the SPRSound events among ``samples``."""
+    pairs = [(EVENT_CLASSES[s.subtype], p.event_class(thresholds))
+             for s, p in zip(samples, preds, strict=True) if s.subtype != IGNORE]
+    if not pairs:
+        return {"1-1": 0.0, "1-2": 0.0, "mean": 0.0}
+    true, pred = zip(*pairs, strict=True)
+    s11 = task_scores("1-1", [to_task_label("1-1", t) for t in true],
+                      [to_task_label("1-1", p) for p in pred]).score
+    s12 = task_scores("1-2", list(true), list(pred)).score
+    return {"1-1": s11, "1-2": s12, "mean": (s11 + s12) / 2}
+
+
+def run_dir(cfg: TrainConfig) -> Path:
+    return default_cache_root() / "runs" / cfg.name / f"seed{cfg.seed}"
+
+
+def load_data(cfg: TrainConfig, data_root: Path) -> tuple[SampleSet, SampleSet]:
+    recordings = load_sprsound(data_root, "train")
+    if cfg.use_icbhi:
+        recordings += load_icbhi(data_root, "train")
+    if cfg.max_recordings:
+        rng = np.random.default_rng(cfg.seed)
+        recordings = [recordings[i] for i in sorted(rng.choice(len(recordings),
+                                                                cfg.max_recordings, False))]
+    train, val = split_train_validation(recordings, cfg.val_fraction, cfg.seed)
+    feat = FeatureConfig()
+    return (build_sample_set(train, feat, cfg.window), build_sample_set(val, feat, cfg.window))
+
+
+def train_epoch(model: nn.Module, opt: torch.optim.Optimizer,
+                sched: torch.optim.lr_scheduler.LRScheduler, train_set: SampleSet,
+                cfg: TrainConfig, epoch: int, sub_w: torch.Tensor, progress: bool) -> float:
+    rng = np.random.default_rng([cfg.seed, epoch])
+    torch.manual_seed(cfg.seed * 100_003 + epoch)
+    samples = train_set.samples
+    n = cfg.max_samples_per_epoch or len(samples)
+    order = rng.choice(len(samples), size=n, replace=True,
+                       p=sampling_weights(samples, train_set))
+    model.train()
+    losses = []
+    steps = range(0, n, cfg.batch_size)
+    bar = _progress(steps, f"epoch {epoch + 1}/{cfg.epochs}", progress)
+    for start in bar:
+        batch = make_batch([samples[i] for i in order[start:start + cfg.batch_size]],
+                           train_set, cfg, rng, train=True)
+        loss = loss_fn(model(batch["x"]), batch, cfg, sub_w)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()  # one-cycle schedule advances per batch
+        losses.append(float(loss.detach()))
+        if hasattr(bar, "set_postfix"):
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+    return float(np.mean(losses))
+
+
+def _progress(iterable: range, desc: str, enabled: bool):  # noqa: ANN202 - tqdm or range
+    if not enabled:
+        return iterable
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return iterable
+    return tqdm(iterable, desc=desc, leave=False, dynamic_ncols=True)
+
+
+def save_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer,
+                    sched: torch.optim.lr_scheduler.LRScheduler, epoch: int,
+                    history: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(),
+                "sched": sched.state_dict(), "epoch": epoch, "history": history}, tmp)
+    tmp.replace(path)
+
+
+def build_training(cfg: TrainConfig, steps_per_epoch: int) -> tuple[nn.Module, torch.optim.Optimizer,
+                                                                   torch.optim.lr_scheduler.LRScheduler]:
+    torch.manual_seed(cfg.seed)
+    model = BreathNet(cfg.net)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, epochs=cfg.epochs,
+                                                steps_per_epoch=steps_per_epoch)
+    return model, opt, sched
+
+
+def train(cfg: TrainConfig, data_root: Path, *, progress: bool = True,
+          out_dir: Path | None = None) -> Path:
+    """Train (resuming if a checkpoint exists); returns the run folder."""
+    torch.set_num_threads(cfg.threads)
+    out = out_dir or run_dir(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    train_set, val_set = load_data(cfg, data_root)
+    print(f"[{cfg.name} seed {cfg.seed}] train {len(train_set.samples)} samples from "
+          f"{len(train_set.recordings)} recordings, validation {len(val_set.samples)} from "
+          f"{len(val_set.recordings)}", flush=True)
+    n = cfg.max_samples_per_epoch or len(train_set.samples)
+    model, opt, sched = build_training(cfg, math.ceil(n / cfg.batch_size))
+    sub_w = subtype_class_weights(train_set.samples)
+    history: list[dict] = []
+    start_epoch = 0
+    last = out / "last.pt"
+    if last.is_file():
+        state = torch.load(last, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        start_epoch, history = state["epoch"] + 1, state["history"]
+        print(f"resumed from {last} after epoch {start_epoch}", flush=True)
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.monotonic()
+        loss = train_epoch(model, opt, sched, train_set, cfg, epoch, sub_w, progress)
+        logits = predict_logits(model, val_set, val_set.samples, cfg.window)
+        scores = event_scores(val_set.samples, event_predictions(logits, {}), {})
+        history.append({"epoch": epoch + 1, "loss": loss, "val": scores,
+                        "seconds": time.monotonic() - t0})
+        print(f"epoch {epoch + 1}/{cfg.epochs} loss {loss:.4f} val 1-1 {scores['1-1']:.3f} "
+              f"1-2 {scores['1-2']:.3f} ({time.monotonic() - t0:.0f} s)", flush=True)
+        best = max(history, key=lambda h: h["val"]["mean"])
+        save_checkpoint(last, model, opt, sched, epoch, history)
+        if best["epoch"] == epoch + 1:
+            torch.save(model.state_dict(), out / "best_model.pt")
+    (out / "history.json").write_text(json.dumps(history, indent=2))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="steth-train",
+                                     description="Train a network from a TOML experiment config.")
+    parser.add_argument("config", type=Path, help="e.g. models/configs/breathnet.toml")
+    parser.add_argument("--data", type=Path, default=default_data_root(),
+                        help="data root (default: $STETH_DATA or ../shared/data)")
+    parser.add_argument("--seed", type=int, help="override the config's seed")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs)")
+    args = parser.parse_args(argv)
+    try:
+        cfg = TrainConfig.from_toml(args.config)
+    except (OSError, tomllib.TOMLDecodeError, TypeError) as exc:
+        print(f"steth-train: cannot read config {args.config}: {exc}", file=sys.stderr)
+        return 2
+    if args.seed is not None:
+        cfg.seed = args.seed
+    try:
+        out = train(cfg, args.data, progress=not args.no_progress)
+    except DataError as exc:
+        print(f"steth-train: {exc}", file=sys.stderr)
+        return 2
+    print(f"run folder: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
