@@ -180,6 +180,7 @@ class LinkStats:
     device_info: DeviceInfo | None = None
     device_tx_drops: int | None = None
     device_adc_overruns: int | None = None
+    device_clock_rate_hz: float | None = None
 
     def seconds_since_last_frame(self, now: float) -> float:
         """Seconds since the last valid frame (or since decoding started, if none yet)."""
@@ -229,6 +230,43 @@ class RateEstimator:
         times -= times.mean()
         indices -= indices.mean()
         return float(np.dot(times, indices) / np.dot(times, times))
+
+
+class DeviceClockEstimator:
+    """Sample rate against the device's own independent clock (Status ``uptime_us``).
+
+    The firmware latches ``uptime_us`` when ``sample_index`` is reached, so the ratio of
+    their differences between Status frames is the sample clock with no host jitter in it.
+    """
+
+    def __init__(self, window: int = 60) -> None:
+        self._intervals: deque[tuple[int, int]] = deque(maxlen=window)
+        self._last: tuple[int, int] | None = None
+
+    def add(self, sample_index: int, uptime_us: int) -> None:
+        """Record one Status frame's (sample_index, uptime_us)."""
+        last, self._last = self._last, (sample_index, uptime_us)
+        if last is None:
+            return
+        samples = protocol.sample_index_delta(last[0], sample_index)
+        micros = (uptime_us - last[1]) % (1 << 32)
+        if samples <= 0 or micros == 0:
+            self._intervals.clear()  # Reset or a device without the clock: start over.
+            return
+        self._intervals.append((samples, micros))
+
+    def reset(self) -> None:
+        """Forget history (device reset)."""
+        self._intervals.clear()
+        self._last = None
+
+    def rate(self) -> float | None:
+        """Samples per device second, or None before two Status frames."""
+        if not self._intervals:
+            return None
+        samples = sum(interval[0] for interval in self._intervals)
+        micros = sum(interval[1] for interval in self._intervals)
+        return samples * 1e6 / micros
 
 
 @dataclass
@@ -298,6 +336,7 @@ class StreamDecoder:
     _timeline: _Timeline = field(default_factory=_Timeline)
     _link: _LinkState = field(default_factory=_LinkState)
     _rate: RateEstimator = field(default_factory=RateEstimator)
+    _device_clock: DeviceClockEstimator = field(default_factory=DeviceClockEstimator)
     _info: DeviceInfo | None = None
     _device_status: Status | None = None
     _host_seq: int = 0
@@ -362,6 +401,7 @@ class StreamDecoder:
             device_info=self._info,
             device_tx_drops=None if status is None else status.tx_drops,
             device_adc_overruns=None if status is None else status.adc_overruns,
+            device_clock_rate_hz=self._device_clock.rate(),
         )
 
     @property
@@ -495,6 +535,7 @@ class StreamDecoder:
             return self._device_info(message)
         if isinstance(message, Status):
             self._device_status = message
+            self._device_clock.add(frame.sample_index, message.uptime_us)
             stream_index = self._timeline.stream_next or 0
             return [StatusReport(message, stream_index, now)]
         if isinstance(message, Ack):
@@ -519,6 +560,8 @@ class StreamDecoder:
             self._counters.lost_samples += gap.lost_samples
             if gap.reason in (GAP_DEVICE_RESET, GAP_STREAM_RESTART):
                 self._rate.reset()
+            if gap.reason == GAP_DEVICE_RESET:
+                self._device_clock.reset()
         assert self._info is not None  # Guarded in _dispatch: audio needs a DeviceInfo.
         rate = self._info.sample_rate_hz
         chunk = AudioChunk(start, samples, rate, bool(frame.flags & Flag.CLIPPED))

@@ -369,10 +369,14 @@ class AudioAdpcm:
 
 @dataclass(frozen=True)
 class Status:
-    """Periodic health report (every second while powered)."""
+    """Periodic health report (every second while powered).
+
+    ``uptime_us`` comes from a clock independent of the sample clock, latched when the
+    frame's ``sample_index`` was reached, so a receiver can check the sample rate.
+    """
 
     MSG_TYPE: ClassVar[MsgType] = MsgType.STATUS
-    _FMT: ClassVar[struct.Struct] = struct.Struct("<HBBIII")
+    _FMT: ClassVar[struct.Struct] = struct.Struct("<HBBIIII")
     BATTERY_UNKNOWN: ClassVar[int] = 0xFF
     STREAMING: ClassVar[int] = 0x01
 
@@ -382,6 +386,7 @@ class Status:
     clip_count: int
     adc_overruns: int
     tx_drops: int
+    uptime_us: int = 0
 
     @property
     def streaming(self) -> bool:
@@ -389,10 +394,10 @@ class Status:
         return bool(self.state_flags & self.STREAMING)
 
     def encode(self) -> bytes:
-        """Serialise to the 16-byte payload."""
+        """Serialise to the 20-byte payload."""
         return self._FMT.pack(
             self.battery_mv, self.battery_pct, self.state_flags, self.clip_count,
-            self.adc_overruns, self.tx_drops,
+            self.adc_overruns, self.tx_drops, self.uptime_us % (1 << 32),
         )  # fmt: skip
 
     @classmethod

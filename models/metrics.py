@@ -158,3 +158,21 @@ def patient_bootstrap_ci(metric: Callable[[list[str], list[str]], float],
 def all_normal_baseline(task: str, y_true: Sequence[str]) -> Scores:
     """The trivial model that calls everything Normal (ICBHI 0.50, BioCAS 0.25)."""
     return task_scores(task, y_true, ["Normal"] * len(y_true))
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: int = 10) -> float:
+    """ECE of binary probabilities: bin-weighted |accuracy - confidence| over equal-width bins.
+
+    Confidence is the probability of the positive class; accuracy is the positive rate in
+    the bin (reliability-diagram form, suited to one sigmoid output).
+    """
+    probs, labels = np.asarray(probs, dtype=float), np.asarray(labels, dtype=float)
+    if probs.size == 0:
+        return 0.0
+    bins = np.minimum((probs * n_bins).astype(int), n_bins - 1)
+    ece = 0.0
+    for b in range(n_bins):
+        in_bin = bins == b
+        if in_bin.any():
+            ece += in_bin.mean() * abs(labels[in_bin].mean() - probs[in_bin].mean())
+    return float(ece)

@@ -6,6 +6,7 @@ handles every source and the serial path can be exercised without hardware.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -13,7 +14,7 @@ import numpy as np
 from edge import protocol
 from edge.protocol import Codec, DeviceInfo, Flag, Link, SensorType, Status
 
-DEFAULT_FRAME_SAMPLES = 128  # what the wired firmware sends (docs/protocol.md 4.2)
+DEFAULT_FRAME_SAMPLES = 160  # what the wired firmware sends (docs/protocol.md 4.2)
 
 
 def host_device_info(
@@ -52,10 +53,14 @@ class PcmStreamFramer:
         Announced first and after every reset or rate change.
     status_interval_s : float
         Seconds of audio between Status frames (the firmware sends one per second).
+    uptime_us : callable, optional
+        Device clock for Status ``uptime_us``, given the frame's sample index. Default: the
+        ideal clock of a host-side source, ``index / rate`` (no drift to report).
     """
 
     info: DeviceInfo
     status_interval_s: float = 1.0
+    uptime_us: Callable[[int], int] | None = None
     seq: int = 0
     sample_index: int = 0
     _pending: np.ndarray | None = None
@@ -133,9 +138,13 @@ class PcmStreamFramer:
         if self._since_status < self.status_interval_s * self.info.sample_rate_hz:
             return []
         self._since_status = 0
+        if self.uptime_us is None:
+            uptime = self.sample_index * 1_000_000 // self.info.sample_rate_hz
+        else:
+            uptime = self.uptime_us(self.sample_index)
         status = Status(
             battery_mv=0, battery_pct=Status.BATTERY_UNKNOWN, state_flags=Status.STREAMING,
-            clip_count=0, adc_overruns=0, tx_drops=0,
+            clip_count=0, adc_overruns=0, tx_drops=0, uptime_us=uptime,
         )  # fmt: skip
         return [self._frame(status)]
 

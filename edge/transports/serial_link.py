@@ -171,9 +171,7 @@ class SerialTransport(Transport):
         self._drop_port()
         self._disconnects += 1
         detail = " ".join(str(error).split()) or type(error).__name__
-        self._report(
-            f"lost serial link on {self.port} ({detail}): check the cable; reconnecting"
-        )
+        self._report(f"lost serial link on {self.port} ({detail}): check the cable; reconnecting")
         self._backoff.failed()
 
     def _drop_port(self) -> None:

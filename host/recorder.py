@@ -1,0 +1,754 @@
+"""Crash-safe recorder: raw device audio, cycles and session metadata for an exam.
+
+Layout of one session (folders 0700, files 0600)::
+
+    <root>/<session_id>/session.json           exam, device, model, settings, clock, takes
+    <root>/<session_id>/01-p1/audio.flac       raw (unfiltered) int16 at the device rate
+    <root>/<session_id>/01-p1/cycles.csv       one row per breath cycle
+    <root>/<session_id>/01-p1/cycles.jsonl     the cycle events as received
+    <root>/<session_id>/01-p1/events.jsonl     hello, verdicts, gaps, stale, marks, status
+    <root>/<session_id>/01-p1/take.json        summary of the take (written on close)
+
+Each take (one continuous recording at one auscultation site) streams its audio to
+``audio.s16le.part`` with unbuffered writes and fsyncs it at least every ``fsync_s``
+seconds; ``audio.part.json`` says how to read it. ``close()`` converts it to FLAC (or WAV).
+After a crash, ``recover_session()`` (CLI: ``steth-session recover``) finishes the job. Lost
+samples are zero-filled (up to a minute) so audio offsets stay aligned with the device's
+sample index; every gap is listed in ``session.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import errno
+import io
+import json
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.events import make_private_dir
+from host.dashboard import DashboardActions, RecordingStatus
+
+SESSION_FILE = "session.json"
+RAW_AUDIO = "audio.s16le.part"
+RAW_HEADER = "audio.part.json"
+CYCLES_CSV = "cycles.csv"
+CYCLES_JSONL = "cycles.jsonl"
+EVENTS_JSONL = "events.jsonl"
+TAKE_FILE = "take.json"
+SESSION_SCHEMA = 1
+MAX_ZERO_FILL_S = 60.0
+RESTART_TOLERANCE_S = 1.0  # an index this far behind means the device restarted
+SPRSOUND_SITES: tuple[str, ...] = ("p1", "p2", "p3", "p4")
+ICBHI_SITES: tuple[str, ...] = ("Tc", "Al", "Ar", "Pl", "Pr", "Ll", "Lr")
+SITE_PRESETS: dict[str, tuple[str, ...]] = {"sprsound": SPRSOUND_SITES, "icbhi": ICBHI_SITES}
+CSV_COLUMNS: tuple[str, ...] = (
+    "id", "start", "end", "offset_s", "duration_s", "wall_start", "finding", "p_crackle",
+    "p_wheeze", "subtype", "quality", "quality_reason", "latency_ms", "breath_rate_bpm",
+)
+DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+
+Writer = Callable[[int, bytes], int]
+
+
+class RecorderError(RuntimeError):
+    """An expected recording failure, with a one-line message."""
+
+
+# ----------------------------------------------------------------------------- file helpers
+
+def open_private(path: Path, flags: int) -> int:
+    fd = os.open(path, flags | os.O_CREAT, 0o600)
+    os.fchmod(fd, 0o600)
+    return fd
+
+
+def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
+    """Replace ``path`` with ``data`` so a crash leaves either the old or the new file."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = open_private(tmp, os.O_WRONLY | os.O_TRUNC)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, sort_keys=False)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def safe_name(text: str, fallback: str) -> str:
+    """A folder-safe token (letters, digits, - and _)."""
+    cleaned = re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")[:40]
+    return cleaned or fallback
+
+
+def resolve_sites(sites: str | Sequence[str]) -> tuple[str, ...]:
+    """``"sprsound"``/``"icbhi"`` presets, a comma list, or a sequence of site names."""
+    if isinstance(sites, str):
+        if sites.lower() in SITE_PRESETS:
+            return SITE_PRESETS[sites.lower()]
+        sites = [s.strip() for s in sites.split(",") if s.strip()]
+    resolved = tuple(safe_name(s, "site") for s in sites)
+    if not resolved:
+        raise RecorderError("no auscultation sites given (e.g. --sites sprsound or p1,p2)")
+    return resolved
+
+
+# ----------------------------------------------------------------------------- one take
+
+class LineLog:
+    """An append-only text file (CSV or JSON lines) that survives a kill."""
+
+    def __init__(self, path: Path, header: str | None = None) -> None:
+        new = not path.exists() or path.stat().st_size == 0
+        self._fd = open_private(path, os.O_WRONLY | os.O_APPEND)
+        self.dirty = False
+        if new and header:
+            self.append(header)
+
+    def append(self, line: str) -> None:
+        data = line.encode("utf-8")
+        written = 0
+        while written < len(data):
+            written += os.write(self._fd, data[written:])
+        self.dirty = True
+
+    def sync(self) -> None:
+        if self.dirty:
+            os.fsync(self._fd)
+            self.dirty = False
+
+    def close(self) -> None:
+        self.sync()
+        os.close(self._fd)
+
+
+@dataclass
+class Take:
+    """One continuous recording at one site (a folder of the session)."""
+
+    folder: Path
+    site: str
+    number: int
+    started_unix: float
+    started_monotonic: float
+    write: Writer
+    sample_rate: int | None = None
+    first_index: int | None = None
+    next_index: int | None = None
+    gaps: list[dict[str, Any]] = field(default_factory=list)
+    marks: list[dict[str, Any]] = field(default_factory=list)
+    cycles: int = 0
+    verdict: dict[str, Any] | None = None
+    state: str = "recording"
+    _audio_fd: int | None = None
+    _audio_dirty: bool = False
+    _written_bytes: int = 0
+
+    def open(self) -> None:
+        make_private_dir(self.folder)
+        self.cycles_csv = LineLog(self.folder / CYCLES_CSV, header=",".join(CSV_COLUMNS) + "\n")
+        self.cycles_jsonl = LineLog(self.folder / CYCLES_JSONL)
+        self.events = LineLog(self.folder / EVENTS_JSONL)
+
+    # -------------------------------------------------------------- audio
+
+    def append_audio(self, start_index: int, samples: np.ndarray, sample_rate: int) -> str:
+        """Append samples; returns "ok", or "new-take" when they cannot continue this take."""
+        if self.sample_rate is None:
+            self._begin_audio(start_index, sample_rate)
+        elif sample_rate != self.sample_rate:
+            return "new-take"
+        assert self.next_index is not None and self.sample_rate is not None
+        lost = start_index - self.next_index
+        if lost > MAX_ZERO_FILL_S * self.sample_rate:
+            return "new-take"
+        if lost < -RESTART_TOLERANCE_S * self.sample_rate:
+            return "new-take"  # the device's index went back: it restarted
+        if lost > 0:
+            self._fill_gap(lost)
+        elif lost < 0:
+            samples = samples[-lost:]  # overlap with what we have: keep only the new tail
+            if samples.size == 0:
+                return "ok"
+        self._write_samples(samples)
+        return "ok"
+
+    def _begin_audio(self, start_index: int, sample_rate: int) -> None:
+        self.sample_rate = int(sample_rate)
+        self.first_index = self.next_index = int(start_index)
+        write_json_atomic(self.folder / RAW_HEADER, {
+            "format": "s16le", "channels": 1, "sample_rate": self.sample_rate,
+            "first_index": self.first_index, "site": self.site,
+            "started_unix": self.started_unix})
+        self._audio_fd = open_private(self.folder / RAW_AUDIO, os.O_WRONLY | os.O_APPEND)
+
+    def _fill_gap(self, lost: int) -> None:
+        assert self.next_index is not None
+        gap = {"at_index": self.next_index, "lost_samples": int(lost), "filled": "zeros"}
+        self.gaps.append(gap)
+        self.events.append(json.dumps({"recorder_gap": gap}) + "\n")
+        self._write_samples(np.zeros(lost, dtype=np.int16))
+
+    def _write_samples(self, samples: np.ndarray) -> None:
+        assert self._audio_fd is not None and self.next_index is not None
+        data = np.ascontiguousarray(samples, dtype="<i2").tobytes()
+        written = 0
+        try:
+            while written < len(data):
+                written += self.write(self._audio_fd, data[written:])
+        finally:
+            self._written_bytes += written
+            self._audio_dirty = self._audio_dirty or written > 0
+            if written % 2:  # never leave half a sample behind a failed write
+                os.ftruncate(self._audio_fd, self._written_bytes - 1)
+                self._written_bytes -= 1
+                written -= 1
+            self.next_index += written // 2
+
+    @property
+    def samples(self) -> int:
+        return self._written_bytes // 2
+
+    # -------------------------------------------------------------- events
+
+    def add_cycle(self, event: Mapping[str, Any]) -> None:
+        self.cycles_jsonl.append(json.dumps(event, separators=(",", ":")) + "\n")
+        self.cycles_csv.append(csv_row(event, self.first_index))
+        self.cycles += 1
+
+    def add_event(self, event: Mapping[str, Any]) -> None:
+        self.events.append(json.dumps(event, separators=(",", ":")) + "\n")
+        if event.get("type") == "verdict":
+            self.verdict = dict(event)
+
+    def sync(self) -> None:
+        if self._audio_fd is not None and self._audio_dirty:
+            os.fsync(self._audio_fd)
+            self._audio_dirty = False
+        for log in (self.cycles_csv, self.cycles_jsonl, self.events):
+            log.sync()
+
+    def close_files(self) -> None:
+        self.sync()
+        if self._audio_fd is not None:
+            os.close(self._audio_fd)
+            self._audio_fd = None
+        for log in (self.cycles_csv, self.cycles_jsonl, self.events):
+            log.close()
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "folder": self.folder.name, "site": self.site, "number": self.number,
+            "state": self.state, "started_unix": self.started_unix,
+            "started_monotonic": self.started_monotonic, "sample_rate": self.sample_rate,
+            "first_index": self.first_index, "samples": self.samples,
+            "duration_s": (self.samples / self.sample_rate) if self.sample_rate else 0.0,
+            "gaps": self.gaps, "marks": self.marks, "cycles": self.cycles,
+            "verdict": None if self.verdict is None else {
+                k: self.verdict[k] for k in ("verdict", "cycles", "good_cycles", "counts")},
+        }
+
+
+def csv_row(event: Mapping[str, Any], first_index: int | None) -> str:
+    """One CSV line for a cycle event; ``offset_s`` is its start within the take's audio."""
+    offset = None
+    if first_index is not None:
+        offset = round((event["start"] - first_index) / event["rate_hz"], 4)
+    values = {
+        "id": event["id"], "start": event["start"], "end": event["end"], "offset_s": offset,
+        "duration_s": event["duration_s"], "wall_start": event["wall_start"],
+        "finding": event["finding"], "p_crackle": event["p_crackle"],
+        "p_wheeze": event["p_wheeze"], "subtype": event.get("subtype"),
+        "quality": event["quality"]["status"], "quality_reason": event["quality"].get("reason"),
+        "latency_ms": event["latency_ms"], "breath_rate_bpm": event.get("breath_rate_bpm"),
+    }
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(
+        "" if values[c] is None else values[c] for c in CSV_COLUMNS)
+    return buffer.getvalue()
+
+
+# ----------------------------------------------------------------------------- conversion
+
+def finalize_take(folder: Path, audio_format: str = "flac") -> Path | None:
+    """Convert a take's raw part file to FLAC/WAV (atomically) and remove the part files.
+
+    Safe to call again after a crash at any point: a finished audio file is kept, a
+    half-written temporary one is redone.
+    """
+    import soundfile as sf
+
+    raw, header_path = folder / RAW_AUDIO, folder / RAW_HEADER
+    final = folder / f"audio.{audio_format}"
+    if not raw.exists():
+        return final if final.exists() else None
+    header = json.loads(header_path.read_text(encoding="utf-8"))
+    size = raw.stat().st_size
+    if size % 2:
+        os.truncate(raw, size - 1)  # a kill mid-sample leaves one stray byte
+    tmp = folder / f"audio.tmp.{audio_format}"
+    sub = "PCM_16"
+    with sf.SoundFile(tmp, "w", samplerate=int(header["sample_rate"]), channels=1,
+                      subtype=sub, format=audio_format.upper()) as out, open(raw, "rb") as src:
+        while block := src.read(1 << 20):
+            out.write(np.frombuffer(block, dtype="<i2"))
+    os.chmod(tmp, 0o600)
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, final)
+    _fsync_dir(folder)
+    raw.unlink()
+    header_path.unlink()
+    return final
+
+
+def read_take_audio(folder: Path) -> tuple[np.ndarray, int]:
+    """Return (int16 samples, sample rate) of a take, finished or still a part file."""
+    import soundfile as sf
+
+    for name in ("audio.flac", "audio.wav"):
+        if (folder / name).exists():
+            data, rate = sf.read(folder / name, dtype="int16", always_2d=False)
+            return np.asarray(data, dtype=np.int16), int(rate)
+    if (folder / RAW_AUDIO).exists():
+        header = json.loads((folder / RAW_HEADER).read_text(encoding="utf-8"))
+        raw = (folder / RAW_AUDIO).read_bytes()
+        return np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2").astype(np.int16), int(
+            header["sample_rate"])
+    raise RecorderError(f"{folder} has no audio")
+
+
+# ----------------------------------------------------------------------------- the session
+
+class Recorder:
+    """An exam session: patient pseudonym, operator, sites, and one take per recording.
+
+    The edge CLI calls :meth:`on_audio` with every decoded chunk (raw, before filtering) and
+    :meth:`on_event` with every event; the dashboard gets :meth:`actions`.
+
+    Parameters
+    ----------
+    root : path
+        Folder holding all sessions (created 0700).
+    patient : str
+        Patient pseudonym (never a real name; it becomes part of the folder name).
+    operator : str
+        Who records.
+    sites : str or sequence of str
+        ``"sprsound"`` (p1–p4), ``"icbhi"`` (Tc, Al, Ar, Pl, Pr, Ll, Lr) or explicit names.
+    settings : mapping, optional
+        Recorded verbatim in session.json (filter band, gain, ...).
+    recording : bool
+        Start recording at once (headless ``--record``) or wait for the r key.
+    audio_format : "flac" or "wav"
+        The format a take is converted to on close.
+    fsync_s : float
+        Longest time written data may stay un-fsynced.
+    on_warning : callable, optional
+        Called with a one-line message when recording stops by itself (disk full).
+    write : callable, optional
+        ``os.write`` replacement (tests inject a full disk).
+    """
+
+    def __init__(self, root: str | Path, patient: str = "anonymous", operator: str = "",
+                 sites: str | Sequence[str] = "sprsound",
+                 settings: Mapping[str, Any] | None = None, recording: bool = True,
+                 audio_format: str = "flac", fsync_s: float = 0.5,
+                 on_warning: Callable[[str], None] | None = None,
+                 write: Writer = os.write, clock: Callable[[], float] = time.monotonic,
+                 wall_clock: Callable[[], float] = time.time) -> None:
+        if audio_format not in ("flac", "wav"):
+            raise RecorderError(f"audio format must be flac or wav, not {audio_format!r}")
+        self.sites = resolve_sites(sites)
+        self.site_index = 0
+        self.audio_format = audio_format
+        self._write = write
+        self._clock, self._wall = clock, wall_clock
+        self._on_warning = on_warning
+        self.warning: str | None = None
+        self._lock = threading.RLock()
+        self._take: Take | None = None
+        self._takes: list[dict[str, Any]] = []
+        self._hello: dict[str, Any] | None = None
+        self._last_index: int | None = None
+        self.session_dir = self._new_session_dir(Path(root), patient)
+        self.meta: dict[str, Any] = {
+            "schema": SESSION_SCHEMA, "session_id": self.session_dir.name,
+            "patient": patient, "operator": operator, "sites": list(self.sites),
+            "created_unix": wall_clock(), "created_monotonic": clock(),
+            "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall_clock())),
+            "clock_synchronised": None, "unsynchronised_clock": True,
+            "device": None, "transport": None, "simulated": None, "model": None,
+            "software": None, "settings": dict(settings or {}), "audio_format": audio_format,
+            "state": "open", "takes": self._takes, "warnings": [],
+        }
+        self._save()
+        self._stop_flusher = threading.Event()
+        self._flusher = threading.Thread(target=self._flush_loop, args=(fsync_s,),
+                                         name="recorder-fsync", daemon=True)
+        self._flusher.start()
+        if recording:
+            self.start()
+
+    @staticmethod
+    def _new_session_dir(root: Path, patient: str) -> Path:
+        make_private_dir(root)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        base = f"{stamp}-{safe_name(patient, 'anonymous')}"
+        for n in range(1, 1000):
+            candidate = root / (base if n == 1 else f"{base}-{n}")
+            try:
+                candidate.mkdir(mode=0o700)
+            except FileExistsError:
+                continue
+            os.chmod(candidate, 0o700)
+            return candidate
+        raise RecorderError(f"cannot create a session folder in {root}")
+
+    # -------------------------------------------------------------- controls
+
+    @property
+    def site(self) -> str:
+        return self.sites[self.site_index]
+
+    @property
+    def recording(self) -> bool:
+        return self._take is not None
+
+    def start(self) -> bool:
+        """Start a new take at the current site (no-op when already recording)."""
+        with self._lock:
+            if self._take is None:
+                number = len(self._takes) + 1
+                take = Take(folder=self.session_dir / f"{number:02d}-{self.site}",
+                            site=self.site, number=number, started_unix=self._wall(),
+                            started_monotonic=self._clock(), write=self._write)
+                take.open()
+                if self._hello is not None:
+                    take.add_event(self._hello)
+                self._take = take
+                self._takes.append(take.summary())
+                self.warning = None
+                self._save()
+            return True
+
+    def stop(self, state: str = "closed") -> bool:
+        """Close the current take and convert its audio; returns False (not recording)."""
+        with self._lock:
+            take, self._take = self._take, None
+            if take is None:
+                return False
+            take.state = state
+            try:
+                take.close_files()
+            except OSError as exc:
+                self._warn(f"recording stopped: {exc.strerror}; data kept, run "
+                           f"steth-session recover {self.session_dir}")
+            if state == "closed":
+                try:
+                    finalize_take(take.folder, self.audio_format)
+                    write_json_atomic(take.folder / TAKE_FILE, take.summary())
+                except OSError as exc:
+                    take.state = "needs-recover"
+                    self._warn(f"could not finish {take.folder.name}: {exc.strerror}; "
+                               f"run steth-session recover {self.session_dir}")
+            self._takes[-1] = take.summary()
+            self._save_quietly()
+            return False
+
+    def toggle(self) -> bool:
+        """Start or stop recording; returns True when recording afterwards."""
+        with self._lock:
+            return self.stop() if self.recording else self.start()
+
+    def next_site(self) -> str:
+        """Move to the next site; a running recording continues there as a new take."""
+        with self._lock:
+            was_recording = self.recording
+            if was_recording:
+                self.stop()
+            self.site_index = (self.site_index + 1) % len(self.sites)
+            if was_recording:
+                self.start()
+            return self.site
+
+    def mark(self, label: str = "") -> str:
+        """Bookmark the latest sample; returns a short description."""
+        with self._lock:
+            mark = {"index": self._last_index, "label": label, "site": self.site,
+                    "unix": self._wall()}
+            if self._take is not None:
+                self._take.marks.append(mark)
+                self._take.add_event({"recorder_mark": mark})
+                self._takes[-1] = self._take.summary()
+                self._save_quietly()
+            count = sum(len(t["marks"]) for t in self._takes)
+            return f"#{count} at sample {self._last_index}"
+
+    def status(self) -> RecordingStatus:
+        take = self._take
+        return RecordingStatus(recording=take is not None, site=self.site,
+                               path=str(take.folder) if take else str(self.session_dir),
+                               warning=self.warning)
+
+    def actions(self, quit: Callable[[], None] | None = None) -> DashboardActions:
+        """Key callbacks for :class:`host.dashboard.Dashboard`."""
+        return DashboardActions(toggle_recording=self.toggle, mark=self.mark,
+                                next_site=self.next_site, quit=quit,
+                                recording_status=self.status)
+
+    def close(self) -> None:
+        """Stop recording, convert audio, write the final session.json."""
+        with self._lock:
+            self.stop()
+            self._stop_flusher.set()
+            self.meta["state"] = "closed"
+            self._save_quietly()
+
+    # -------------------------------------------------------------- data in
+
+    def on_audio(self, start_index: int, samples: np.ndarray, sample_rate: int) -> None:
+        """Record raw int16 samples that start at device sample ``start_index``."""
+        with self._lock:
+            self._last_index = int(start_index) + len(samples)
+            take = self._take
+            if take is None:
+                return
+            try:
+                if take.append_audio(int(start_index), np.asarray(samples), sample_rate) \
+                        == "new-take":
+                    self.stop()
+                    self.start()
+                    assert self._take is not None
+                    self._take.append_audio(int(start_index), np.asarray(samples), sample_rate)
+            except OSError as exc:
+                self._stop_on_error(exc)
+
+    def on_event(self, event: Mapping[str, Any]) -> None:
+        """Record an event (cycles to CSV/JSONL; hello, verdict, gap, mark... to events)."""
+        kind = event.get("type")
+        if kind in ("level", "link", "audio"):
+            return
+        with self._lock:
+            take = self._take
+            try:
+                if kind == "hello":
+                    self._on_hello(event)
+                if take is None:
+                    return
+                if kind == "cycle":
+                    take.add_cycle(event)
+                elif kind != "hello":
+                    take.add_event(event)
+                if kind == "gap":
+                    take.gaps.append({"edge_gap": {k: event[k] for k in (
+                        "expected_index", "received_index", "lost_samples", "reason")}})
+                if kind in ("gap", "mark"):
+                    self._takes[-1] = take.summary()
+                    self._save()
+            except OSError as exc:
+                self._stop_on_error(exc)
+
+    def _on_hello(self, event: Mapping[str, Any]) -> None:
+        self._hello = dict(event)
+        synced = event.get("clock_synchronised")
+        self.meta.update({
+            "device": event["device"], "transport": event["transport"],
+            "simulated": bool(event.get("simulated")), "model": event["model"],
+            "software": event.get("software"), "clock_synchronised": synced,
+            "unsynchronised_clock": synced is not True,
+        })
+        self.meta["settings"].update(event.get("settings") or {})
+        if self._take is not None:
+            self._take.add_event(event)
+        self._save_quietly()
+
+    # -------------------------------------------------------------- durability
+
+    def _flush_loop(self, interval: float) -> None:
+        while not self._stop_flusher.wait(interval):
+            with self._lock:
+                if self._take is None:
+                    continue
+                try:
+                    self._take.sync()
+                except OSError as exc:
+                    self._stop_on_error(exc)
+
+    def _stop_on_error(self, exc: OSError) -> None:
+        """A write failed: stop recording, keep what is on disk, tell the operator."""
+        reason = "disk full" if exc.errno in DISK_FULL_ERRNOS else (exc.strerror or str(exc))
+        take = self._take
+        self._take = None
+        if take is not None:
+            take.state = f"stopped: {reason}"
+            with contextlib.suppress(OSError):
+                take.close_files()
+            self._takes[-1] = take.summary()
+        self._warn(f"{reason}: recording stopped, data kept; free space, then "
+                   f"steth-session recover {self.session_dir}")
+        self._save_quietly()
+
+    def _warn(self, message: str) -> None:
+        self.warning = message
+        self.meta["warnings"].append({"unix": self._wall(), "message": message})
+        if self._on_warning is not None:
+            self._on_warning(message)
+
+    def _save(self) -> None:
+        if self._take is not None:
+            self._takes[-1] = self._take.summary()
+        write_json_atomic(self.session_dir / SESSION_FILE, self.meta)
+
+    def _save_quietly(self) -> None:
+        """Save session.json if the disk lets us; the previous version stays otherwise."""
+        with contextlib.suppress(OSError):
+            self._save()
+
+
+# ----------------------------------------------------------------------------- recovery
+
+def repair_line_file(path: Path, validate_json: bool) -> int:
+    """Cut a trailing partial (or, for JSON lines, unparsable) line; return lines kept."""
+    if not path.exists():
+        return 0
+    data = path.read_bytes()
+    keep = data if data.endswith(b"\n") or not data else data[: data.rfind(b"\n") + 1]
+    lines = keep.splitlines(keepends=True)
+    if validate_json:
+        while lines:
+            try:
+                json.loads(lines[-1])
+                break
+            except ValueError:
+                lines.pop()
+        keep = b"".join(lines)
+    if keep != data:
+        with open(path, "r+b") as handle:
+            handle.truncate(len(keep))
+            handle.flush()
+            os.fsync(handle.fileno())
+    return len(lines)
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip()]
+
+
+def take_folders(session_dir: Path) -> list[Path]:
+    """The take folders of a session, in recording order."""
+    return sorted(p for p in session_dir.iterdir()
+                  if p.is_dir() and re.fullmatch(r"\d{2,}-[A-Za-z0-9_-]+", p.name))
+
+
+def recover_take(folder: Path, audio_format: str, previous: Mapping[str, Any] | None
+                 ) -> dict[str, Any]:
+    """Make one take whole again and return its summary."""
+    header_path = folder / RAW_HEADER
+    header = json.loads(header_path.read_text(encoding="utf-8")) if header_path.exists() \
+        else None
+    repair_line_file(folder / CYCLES_CSV, validate_json=False)
+    cycles = repair_line_file(folder / CYCLES_JSONL, validate_json=True)
+    repair_line_file(folder / EVENTS_JSONL, validate_json=True)
+    if header is None and (folder / RAW_AUDIO).exists():
+        # the kill came between creating the part file and its header: nothing to read it by
+        (folder / RAW_AUDIO).unlink()
+    finalize_take(folder, audio_format)
+    summary = dict(previous or {})
+    number, _, site = folder.name.partition("-")
+    summary.update({"folder": folder.name, "site": summary.get("site", site),
+                    "number": int(number), "cycles": cycles})
+    if header is not None:
+        summary.update({"sample_rate": header["sample_rate"],
+                        "first_index": header["first_index"]})
+    try:
+        audio, rate = read_take_audio(folder)
+        summary.update({"samples": int(audio.size), "duration_s": audio.size / rate,
+                        "sample_rate": rate})
+    except RecorderError:
+        summary.update({"samples": 0, "duration_s": 0.0})
+    events = _read_jsonl(folder / EVENTS_JSONL)
+    summary["gaps"] = [e["recorder_gap"] for e in events if "recorder_gap" in e] + [
+        {"edge_gap": {k: e[k] for k in ("expected_index", "received_index", "lost_samples",
+                                         "reason")}} for e in events if e.get("type") == "gap"]
+    summary["marks"] = [e["recorder_mark"] for e in events if "recorder_mark" in e]
+    verdicts = [e for e in events if e.get("type") == "verdict"]
+    summary["verdict"] = None if not verdicts else {
+        k: verdicts[-1][k] for k in ("verdict", "cycles", "good_cycles", "counts")}
+    state = str(summary.get("state", "recording"))
+    if state != "closed":
+        summary["state"] = "recovered" if state == "recording" else f"recovered ({state})"
+    write_json_atomic(folder / TAKE_FILE, summary)
+    return summary
+
+
+def recover_session(session_dir: str | Path) -> dict[str, Any]:
+    """Make an interrupted session whole: finish audio, cut torn lines, rebuild session.json.
+
+    Idempotent: running it on a finished session changes nothing that matters.
+
+    Returns
+    -------
+    dict
+        The new session.json content.
+    """
+    session_dir = Path(session_dir)
+    if not session_dir.is_dir():
+        raise RecorderError(f"no session folder {session_dir}")
+    meta_path = session_dir / SESSION_FILE
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        meta = {"schema": SESSION_SCHEMA, "session_id": session_dir.name, "takes": [],
+                "warnings": [], "audio_format": "flac", "settings": {}}
+    previous = {t.get("folder"): t for t in meta.get("takes", [])}
+    audio_format = meta.get("audio_format", "flac")
+    meta["takes"] = [recover_take(folder, audio_format, previous.get(folder.name))
+                     for folder in take_folders(session_dir)]
+    if meta.get("device") is None:
+        _restore_hello(meta, session_dir)
+    if meta.get("state") != "closed":
+        meta["state"] = "recovered"
+        meta["recovered_unix"] = time.time()
+    write_json_atomic(meta_path, meta)
+    return meta
+
+
+def _restore_hello(meta: dict[str, Any], session_dir: Path) -> None:
+    """Take device/model facts from the first hello a take logged (session.json was lost)."""
+    for folder in take_folders(session_dir):
+        for event in _read_jsonl(folder / EVENTS_JSONL):
+            if event.get("type") == "hello":
+                synced = event.get("clock_synchronised")
+                meta.update({"device": event["device"], "model": event["model"],
+                             "transport": event["transport"],
+                             "simulated": bool(event.get("simulated")),
+                             "clock_synchronised": synced,
+                             "unsynchronised_clock": synced is not True})
+                return

@@ -1,0 +1,215 @@
+"""Calibrate a trained run on validation and export it (``steth-export``).
+
+Writes ``<out>/<name>.fp32.onnx`` and ``<out>/<name>.int8.onnx`` (static QDQ int8,
+calibrated on training windows), each with its manifest. Temperatures (one per head) and
+the crackle/wheeze thresholds are fit on the patient-disjoint validation split only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edge.features import FeatureConfig
+from edge.labels import EVENT_CLASSES, FOUR_CLASSES, VerdictRule
+from edge.manifest import write_manifest
+from models.datasets import DataError, default_data_root
+from models.metrics import expected_calibration_error
+from models.nets import BreathNet
+from models.train import (
+    TrainConfig,
+    event_predictions,
+    event_scores,
+    load_data,
+    predict_logits,
+    run_dir,
+    training_window,
+)
+
+OUTPUT_NAMES = ("findings", "subtype", "quality")
+DEFAULT_EXPORT_DIR = Path(__file__).resolve().parent / "exports"
+
+
+def _nll_sigmoid(logits: np.ndarray, labels: np.ndarray, t: float) -> float:
+    p = np.clip(1.0 / (1.0 + np.exp(-logits / t)), 1e-7, 1 - 1e-7)
+    return float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))
+
+
+def _nll_softmax(logits: np.ndarray, labels: np.ndarray, t: float) -> float:
+    z = logits / t
+    z = z - z.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return float(-np.mean(logp[np.arange(len(labels)), labels]))
+
+
+TEMPERATURE_GRID = np.round(np.arange(0.5, 5.01, 0.05), 2)
+
+
+def fit_temperatures(logits: dict[str, np.ndarray], samples: list) -> dict[str, float]:
+    """Temperature per head minimising validation NLL (grid search: robust, no optimiser)."""
+    known = np.array([s.crackle >= 0 for s in samples])
+    has_sub = np.array([s.subtype >= 0 for s in samples])
+    find_y = np.array([[s.crackle, s.wheeze] for s in samples])[known]
+    sub_y = np.array([s.subtype for s in samples])[has_sub]
+    poor_y = np.array([s.poor for s in samples])
+    temps = {
+        "findings": min(TEMPERATURE_GRID, key=lambda t: _nll_sigmoid(
+            logits["findings"][known], find_y, t)),
+        "subtype": min(TEMPERATURE_GRID, key=lambda t: _nll_softmax(
+            logits["subtype"][has_sub], sub_y, t)),
+        "quality": min(TEMPERATURE_GRID, key=lambda t: _nll_sigmoid(
+            logits["quality"], poor_y, t)),
+    }
+    return {k: float(v) for k, v in temps.items()}
+
+
+def tune_thresholds(logits: dict[str, np.ndarray], samples: list,
+                    temps: dict[str, float]) -> tuple[dict[str, float], dict[str, float]]:
+    """Crackle/wheeze thresholds maximising the validation mean of tasks 1-1 and 1-2."""
+    grid = np.round(np.arange(0.2, 0.81, 0.05), 2)
+    best: tuple[float, dict[str, float], dict[str, float]] = (-1.0, {}, {})
+    preds = event_predictions(logits, {}, temps)
+    for tc in grid:
+        for tw in grid:
+            th = {"crackle": float(tc), "wheeze": float(tw), "quality": 0.5}
+            scores = event_scores(samples, preds, th)
+            if scores["mean"] > best[0]:
+                best = (scores["mean"], th, scores)
+    return best[1], best[2]
+
+
+def calibration_report(logits: dict[str, np.ndarray], samples: list,
+                       temps: dict[str, float]) -> dict[str, float]:
+    known = np.array([s.crackle >= 0 for s in samples])
+    y = np.array([[s.crackle, s.wheeze] for s in samples])[known]
+    report = {}
+    for name, t in (("raw", 1.0), ("calibrated", temps["findings"])):
+        p = 1.0 / (1.0 + np.exp(-logits["findings"][known] / t))
+        report[f"ece_{name}"] = float(np.mean([expected_calibration_error(p[:, i], y[:, i])
+                                               for i in range(2)]))
+    return report
+
+
+def export_onnx(model: torch.nn.Module, path: Path, window: int, n_mels: int) -> None:
+    model.eval()
+    example = torch.zeros(1, 1, window, n_mels)
+    torch.onnx.export(model, (example,), str(path), input_names=["logmel"],
+                      output_names=list(OUTPUT_NAMES), dynamic_axes={"logmel": {0: "batch"}},
+                      opset_version=17, dynamo=False)
+
+
+def quantize_int8(fp32: Path, int8: Path, calibration: np.ndarray) -> None:
+    """Static QDQ int8 quantisation (per-channel weights) calibrated on training windows."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter([{"logmel": calibration[i:i + 1]} for i in range(len(calibration))])
+
+        def get_next(self) -> dict | None:
+            return next(self.items, None)
+
+    prepared = int8.with_suffix(".prep.onnx")
+    quant_pre_process(str(fp32), str(prepared))
+    quantize_static(str(prepared), str(int8), Reader(), quant_format=QuantFormat.QDQ,
+                    per_channel=True, activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8)
+    prepared.unlink()
+
+
+def manifest_fields(cfg: TrainConfig, precision: str, temps: dict[str, float],
+                    thresholds: dict[str, float], ece: dict[str, float],
+                    val_scores: dict[str, float], n_params: int) -> dict:
+    feat = FeatureConfig()
+    return {
+        "name": cfg.name,
+        "version": f"0.1.0+seed{cfg.seed}",
+        "format": "onnx",
+        "precision": precision,
+        "feature_config": feat.to_dict(),
+        "feature_hash": feat.hash(),
+        "sample_rate": feat.sample_rate,
+        "input": {"name": "logmel", "shape": [1, 1, cfg.window, feat.n_mels],
+                  "dtype": "float32", "layout": "batch, channel, frames, mels"},
+        "outputs": {
+            "findings": {"labels": ["crackle", "wheeze"], "activation": "sigmoid",
+                         "four_class": list(FOUR_CLASSES)},
+            "subtype": {"labels": list(EVENT_CLASSES), "activation": "softmax"},
+            "quality": {"labels": ["poor"], "activation": "sigmoid"},
+        },
+        "thresholds": thresholds,
+        "calibration": {"calibrated": True, "method": "temperature scaling on validation",
+                        "temperature": temps, **ece},
+        "verdict_rule": VerdictRule().to_dict(),
+        "training": {"data": "SPRSound 2022 train (children 1 month-18 years) + ICBHI 2017 "
+                             "training recordings present (adults and children)",
+                     "validation": "patient-disjoint split of the training data",
+                     "validation_scores": val_scores, "parameters": n_params,
+                     "config": json.loads(json.dumps(cfg, default=lambda o: o.__dict__))},
+    }
+
+
+def export_run(cfg: TrainConfig, data_root: Path, out_dir: Path) -> list[Path]:
+    run = run_dir(cfg)
+    model = BreathNet(cfg.net)
+    model.load_state_dict(torch.load(run / "best_model.pt", weights_only=True))
+    model.eval()
+    train_set, val_set = load_data(cfg, data_root)
+    logits = predict_logits(model, val_set, val_set.samples, cfg.window)
+    temps = fit_temperatures(logits, val_set.samples)
+    thresholds, val_scores = tune_thresholds(logits, val_set.samples, temps)
+    ece = calibration_report(logits, val_set.samples, temps)
+    print(f"temperatures {temps} thresholds {thresholds} validation {val_scores} {ece}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    n_params = sum(p.numel() for p in model.parameters())
+    fp32 = out_dir / f"{cfg.name}.fp32.onnx"
+    export_onnx(model, fp32, cfg.window, FeatureConfig().n_mels)
+    write_manifest(fp32, manifest_fields(cfg, "fp32", temps, thresholds, ece, val_scores,
+                                         n_params))
+    rng = np.random.default_rng(cfg.seed)
+    picks = rng.choice(len(train_set.samples), size=min(400, len(train_set.samples)),
+                       replace=False)
+    calib = np.stack([training_window(train_set.frames(train_set.samples[i]), cfg.window, rng)
+                      for i in picks])[:, None].astype(np.float32)
+    int8 = out_dir / f"{cfg.name}.int8.onnx"
+    quantize_int8(fp32, int8, calib)
+    write_manifest(int8, manifest_fields(cfg, "int8", temps, thresholds, ece, val_scores,
+                                         n_params))
+    return [fp32, int8]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="steth-export",
+                                     description="Calibrate on validation and export ONNX "
+                                                 "fp32 + int8 with manifests.")
+    parser.add_argument("config", type=Path)
+    parser.add_argument("--data", type=Path, default=default_data_root())
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--out", type=Path, default=DEFAULT_EXPORT_DIR)
+    args = parser.parse_args(argv)
+    cfg = TrainConfig.from_toml(args.config)
+    if args.seed is not None:
+        cfg.seed = args.seed
+    try:
+        paths = export_run(cfg, args.data, args.out)
+    except (DataError, FileNotFoundError) as exc:
+        print(f"steth-export: {exc}", file=sys.stderr)
+        return 2
+    for p in paths:
+        print(f"wrote {p} ({p.stat().st_size / 1024:.0f} KiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
