@@ -224,7 +224,7 @@ def train_epoch(model: nn.Module, opt: torch.optim.Optimizer,
     return float(np.mean(losses))
 
 
-def _progress(iterable: range, desc: str, enabled: bool):  # noqa: ANN202 - tqdm or range
+def _progress(iterable: range, desc: str, enabled: bool):
     if not enabled:
         return iterable
     try:
@@ -244,8 +244,11 @@ def save_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer,
     tmp.replace(path)
 
 
-def build_training(cfg: TrainConfig, steps_per_epoch: int) -> tuple[nn.Module, torch.optim.Optimizer,
-                                                                   torch.optim.lr_scheduler.LRScheduler]:
+Scheduler = torch.optim.lr_scheduler.LRScheduler
+
+
+def build_training(cfg: TrainConfig,
+                   steps_per_epoch: int) -> tuple[nn.Module, torch.optim.Optimizer, Scheduler]:
     torch.manual_seed(cfg.seed)
     model = BreathNet(cfg.net)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
