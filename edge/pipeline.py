@@ -1,0 +1,358 @@
+"""decode -> filter -> segment -> infer -> events, for one live stream.
+
+The I/O thread calls :meth:`Pipeline.handle` with each decoded item and :meth:`Pipeline.tick`
+a few times a second. DSP and cycle detection run there (they are cheap and must keep
+pace); model inference runs on its own thread (:class:`InferenceWorker`) so a slow model
+never stalls decoding. Frames live in a fixed-size ring buffer; a gap or a new device
+configuration resets the DSP and the detector, so nothing is stitched across a gap.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edge import events as ev
+from edge.decode import AudioChunk, Gap, LinkStats
+from edge.features import FeatureConfig, FeatureExtractor, pcm16_to_float
+from edge.filter import FilterConfig
+from edge.infer import MIN_CYCLE_FRAMES, CycleModel
+from edge.labels import CycleFinding, record_verdict
+from edge.protocol import DeviceInfo
+from edge.segment import BreathCycleDetector, Cycle, DetectorConfig
+
+Emit = Callable[[dict], None]
+
+CLIP_LEVEL = 32000  # |sample| at or above this counts as clipped
+CLIP_FRACTION_POOR = 0.001  # more clipped samples than this makes a cycle poor
+CONTACT_LOSS_DBFS = -75.0  # quieter than this: the chest-piece is not on skin
+LEVEL_EVERY_S = 0.25
+LINK_EVERY_S = 1.0
+
+
+class FrameRing:
+    """Fixed-capacity store of the newest frames and their per-frame signal statistics."""
+
+    def __init__(self, capacity: int, n_mels: int) -> None:
+        self.capacity = capacity
+        self.frames = np.zeros((capacity, n_mels), dtype=np.float32)
+        self.clipped = np.zeros(capacity, dtype=np.int32)
+        self.power = np.zeros(capacity, dtype=np.float64)
+        self.count = 0  # frames written since the last reset
+
+    def append(self, frames: np.ndarray, clipped: int, power: float) -> None:
+        for i, frame in enumerate(frames):
+            slot = (self.count + i) % self.capacity
+            self.frames[slot] = frame
+            self.clipped[slot] = clipped if i == 0 else 0  # count a chunk's clips once
+            self.power[slot] = power
+        self.count += frames.shape[0]
+
+    def holds(self, first: int, last: int) -> bool:
+        return 0 <= first < last <= self.count and self.count - first <= self.capacity
+
+    def take(self, first: int, last: int) -> tuple[np.ndarray, int, float]:
+        """Copy of frames ``[first, last)``, their clip count and mean power."""
+        idx = np.arange(first, last) % self.capacity
+        return self.frames[idx].copy(), int(self.clipped[idx].sum()), float(self.power[idx].mean())
+
+    def reset(self) -> None:
+        self.count = 0
+
+
+@dataclass
+class CycleJob:
+    """A closed cycle waiting for the model (built on the I/O thread)."""
+
+    cycle_id: int
+    frames: np.ndarray
+    start: int  # device sample indices, end exclusive
+    end: int
+    rate_hz: float
+    wall_start: float
+    closed_monotonic: float
+    clipped_fraction: float
+    dbfs: float
+    breath_rate_bpm: float | None
+
+
+@dataclass
+class RecordState:
+    """Everything the record verdict needs, updated by the inference thread."""
+
+    findings: list[CycleFinding] = field(default_factory=list)
+    counts: Counter = field(default_factory=Counter)
+
+
+class InferenceWorker:
+    """Runs the model on closed cycles off the I/O thread and emits cycle + verdict events."""
+
+    def __init__(self, model: CycleModel, emit: Emit, simulated: bool, max_pending: int = 32,
+                 on_cycle: Callable[[dict], None] | None = None) -> None:
+        self.model = model
+        self.emit = emit
+        self.simulated = simulated
+        self.jobs: queue.Queue[CycleJob | None] = queue.Queue(maxsize=max_pending)
+        self.record = RecordState()
+        self.dropped = 0
+        self.on_cycle = on_cycle
+        self.latencies_ms: deque[float] = deque(maxlen=1000)
+        self.thread = threading.Thread(target=self._run, name="inference", daemon=True)
+        self.thread.start()
+
+    def submit(self, job: CycleJob) -> bool:
+        """Queue a cycle; if the model cannot keep up the cycle is dropped and counted."""
+        try:
+            self.jobs.put_nowait(job)
+            return True
+        except queue.Full:
+            self.dropped += 1
+            return False
+
+    def close(self, timeout: float = 5.0) -> None:
+        self.jobs.put(None)
+        self.thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            self.emit_cycle(job)
+
+    def emit_cycle(self, job: CycleJob) -> None:
+        th = self.model.thresholds
+        pred = self.model.predict_cycle(job.frames)
+        finding = pred.finding(th)
+        reasons = []
+        if job.clipped_fraction > CLIP_FRACTION_POOR:
+            reasons.append("clipping")
+        if job.dbfs < CONTACT_LOSS_DBFS:
+            reasons.append("no contact")
+        if pred.poor_quality(th):
+            reasons.append("noise")
+        poor = bool(reasons)
+        subtype = pred.event_class(th)
+        latency_ms = (time.monotonic() - job.closed_monotonic) * 1000.0
+        self.latencies_ms.append(latency_ms)
+        event = ev.make_cycle(
+            cycle_id=job.cycle_id, start=job.start, end=job.end, rate_hz=job.rate_hz,
+            wall_start=job.wall_start, finding=finding, p_crackle=pred.p_crackle,
+            p_wheeze=pred.p_wheeze, quality="poor" if poor else "ok",
+            quality_reason=", ".join(reasons) or None,
+            subtype=None if subtype in ("Normal", "Wheeze+Crackle") else subtype,
+            latency_ms=latency_ms, breath_rate_bpm=job.breath_rate_bpm,
+            simulated=self.simulated)
+        self.emit(event)
+        if self.on_cycle is not None:
+            self.on_cycle(event)
+        crackle, wheeze = pred.flags(th)
+        self.record.findings.append(CycleFinding(crackle, wheeze, poor))
+        self.record.counts["poor" if poor else finding] += 1
+        verdict = record_verdict(self.record.findings, self.model.manifest.verdict_rule)
+        self.emit(ev.make_verdict(verdict=verdict.label, cycles=verdict.n_cycles,
+                                  good_cycles=verdict.n_good_cycles,
+                                  counts=dict(self.record.counts), simulated=self.simulated))
+
+
+class Pipeline:
+    """One stream's DSP, cycle detection and event emission.
+
+    Parameters
+    ----------
+    model : CycleModel
+        The manifest-checked model; its feature config drives the DSP.
+    emit : callable
+        Receives every event dict (must be thread-safe: cycle events come from the
+        inference thread).
+    simulated : bool
+        Marks every event SIMULATED.
+    mains_hz : float
+        0 (off), 50 or 60: the optional mains notch.
+    """
+
+    def __init__(self, model: CycleModel, emit: Emit, *, simulated: bool, transport: str,
+                 mains_hz: float = 0.0, detector: DetectorConfig | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        base = model.manifest.feature_config
+        self.features = FeatureConfig(**{**base.__dict__,
+                                         "filter": FilterConfig(**{**base.filter.__dict__,
+                                                                   "mains_hz": mains_hz})})
+        self.model = model
+        self.emit = emit
+        self.simulated = simulated
+        self.transport = transport
+        self.detector_config = detector or DetectorConfig()
+        self.clock = clock
+        self.worker = InferenceWorker(model, emit, simulated)
+        capacity = int(self.detector_config.max_cycle_s * self.features.frames_per_second * 2)
+        self.ring = FrameRing(capacity, self.features.n_mels)
+        self.extractor: FeatureExtractor | None = None
+        self.detector = BreathCycleDetector(self.features, self.detector_config)
+        self.device: DeviceInfo | None = None
+        self.rate = 0
+        self.segment_start = 0  # device sample index of the current segment's first sample
+        self.next_index: int | None = None
+        self.anchor: tuple[int, float] | None = None  # (sample index, wall time)
+        self.cycle_id = 0
+        self.cycles_seen = 0
+        self.stale = False
+        self.last_audio_monotonic: float | None = None
+        self.last_level = self.last_link = 0.0
+        self.level_window: deque[float] = deque(maxlen=int(8000 * LEVEL_EVERY_S * 4))
+        self.recent_power: deque[float] = deque(maxlen=64)
+        self.hello_sent = False
+        self.last_index = None
+
+    # ---------------------------------------------------------------- items from the decoder
+
+    def handle(self, item: object, now: float) -> None:
+        if isinstance(item, DeviceInfo):
+            self._on_device_info(item)
+        elif isinstance(item, AudioChunk):
+            self._on_audio(item, now)
+        elif isinstance(item, Gap):
+            self._on_gap(item)
+
+    def _on_device_info(self, info: DeviceInfo) -> None:
+        changed = self.device is None or info.sample_rate_hz != self.rate
+        self.device = info
+        manifest = self.model.manifest
+        if changed:
+            self.rate = int(info.sample_rate_hz)
+            self._restart_segment()
+        self.emit(ev.make_hello(
+            device_id=f"{info.device_id:08X}",
+            firmware=f"{info.fw_major}.{info.fw_minor}.{info.fw_patch}",
+            nominal_rate_hz=float(info.sample_rate_hz), adc_bits=info.bit_depth,
+            gain=float(info.gain),
+            model_name=manifest.name, model_version=manifest.version,
+            model_hash=manifest.weights_sha256, calibrated=manifest.calibrated,
+            transport=self.transport, simulated=self.simulated,
+            backend=manifest.data["format"], clock_synchronised=None))
+        self.hello_sent = True
+
+    def _restart_segment(self) -> None:
+        self.extractor = FeatureExtractor(self.rate, self.features) if self.rate else None
+        self.detector.reset()
+        self.ring.reset()
+        self.next_index = None
+
+    def _on_gap(self, gap: Gap) -> None:
+        self.emit(ev.make_gap(expected_index=gap.expected_index,
+                              received_index=gap.received_index,
+                              lost_samples=gap.lost_samples, reason=gap.reason,
+                              simulated=self.simulated))
+        self._restart_segment()  # never stitch audio across a gap
+
+    def _on_audio(self, chunk: AudioChunk, now: float) -> None:
+        if chunk.sample_rate != self.rate or self.extractor is None:
+            self.rate = int(chunk.sample_rate)
+            self._restart_segment()
+        assert self.extractor is not None
+        if self.next_index is None:
+            self.segment_start = chunk.start_index
+        elif chunk.start_index != self.next_index:
+            self._restart_segment()  # a jump the decoder did not report: still never stitch
+            self.segment_start = chunk.start_index
+        self.next_index = chunk.end_index
+        self.last_index = chunk.end_index
+        self.anchor = (chunk.end_index, self.clock())
+        self.last_audio_monotonic = now
+        if self.stale:
+            self.stale = False
+            self.emit(ev.make_stale(state="recovered", silent_s=0.0, last_index=chunk.start_index,
+                                    simulated=self.simulated))
+        samples = chunk.samples
+        clipped = int(np.count_nonzero(np.abs(samples.astype(np.int32)) >= CLIP_LEVEL))
+        audio = pcm16_to_float(samples)
+        power = float(np.mean(audio ** 2)) if audio.size else 0.0
+        self.level_window.extend(audio[:: max(1, audio.size // 64)].tolist())
+        frames = self.extractor.push(audio)
+        if frames.shape[0] == 0:
+            return
+        self.ring.append(frames, clipped, power)
+        for cycle in self.detector.push(frames):
+            self._close_cycle(cycle, now)
+
+    # ---------------------------------------------------------------- cycles
+
+    def frame_to_sample(self, frame_edge: int) -> int:
+        """Device sample index at the right edge of segment frame ``frame_edge - 1``."""
+        hop_device = self.features.hop * self.rate / self.features.sample_rate
+        return self.segment_start + round(frame_edge * hop_device)
+
+    def breath_rate_bpm(self) -> float | None:
+        if self.cycles_seen < 2:
+            return None
+        return 60.0 * self.features.frames_per_second / self.detector.period_frames
+
+    def _close_cycle(self, cycle: Cycle, now: float) -> None:
+        if cycle.last - cycle.first < MIN_CYCLE_FRAMES or not self.ring.holds(cycle.first,
+                                                                               cycle.last):
+            return
+        frames, clipped, power = self.ring.take(cycle.first, cycle.last)
+        start, end = self.frame_to_sample(cycle.first + 1), self.frame_to_sample(cycle.last + 1)
+        assert self.anchor is not None
+        wall_start = self.anchor[1] - (self.anchor[0] - start) / self.rate
+        self.cycle_id += 1
+        self.cycles_seen += 1
+        samples = max(1, end - start)
+        self.worker.submit(CycleJob(
+            self.cycle_id, frames, start, end, float(self.rate), wall_start, now,
+            clipped / samples, 10.0 * np.log10(power + 1e-20), self.breath_rate_bpm()))
+
+    # ---------------------------------------------------------------- periodic
+
+    def tick(self, now: float, stats: LinkStats | None = None) -> None:
+        """Emit level and link events on schedule, and stale/recovered transitions."""
+        silent = now - (self.last_audio_monotonic if self.last_audio_monotonic is not None
+                        else (stats.started_monotonic if stats else now))
+        if not self.stale and silent >= ev.STALE_AFTER_S:
+            self.stale = True
+            self.emit(ev.make_stale(state="stale", silent_s=silent, last_index=self.last_index,
+                                    simulated=self.simulated))
+        if now - self.last_level >= LEVEL_EVERY_S and self.level_window and not self.stale:
+            self.last_level = now
+            self.emit(self._level_event())
+        if stats is not None and now - self.last_link >= LINK_EVERY_S:
+            elapsed = max(1e-6, now - stats.started_monotonic)
+            self.last_link = now
+            info = stats.device_info or self.device
+            nominal = float(info.sample_rate_hz) if info is not None else 0.0
+            self.emit(ev.make_link(
+                bytes_=stats.bytes, frames=stats.frames, frames_per_s=stats.frames / elapsed,
+                crc_errors=stats.crc_errors, gaps=stats.gaps, resyncs=stats.resyncs,
+                nominal_rate_hz=nominal, measured_rate_hz=stats.measured_rate_hz,
+                skipped_bytes=stats.skipped_bytes, simulated=self.simulated))
+
+    def _level_event(self) -> dict:
+        recent = np.asarray(self.level_window)
+        dbfs = 10.0 * np.log10(np.mean(recent ** 2) + 1e-20)
+        env = np.asarray(self.detector.env)[-ev.MAX_ENVELOPE:]
+        if env.size:
+            span = env.max() - env.min()
+            norm = (env - env.min()) / span if span > 0 else np.zeros_like(env)
+            phase = self._phase(norm)
+        else:
+            norm, phase = np.zeros(0), "unknown"
+        return ev.make_level(index=int(self.last_index or 0), dbfs=float(dbfs),
+                             envelope=norm.tolist(), phase=phase,
+                             breath_rate_bpm=self.breath_rate_bpm(), simulated=self.simulated)
+
+    @staticmethod
+    def _phase(norm: np.ndarray) -> str:
+        if norm.size < 4:
+            return "unknown"
+        if norm[-1] < 0.2:
+            return "pause"
+        return "inspiration" if norm[-1] >= norm[-4] else "expiration"
+
+    def close(self) -> None:
+        self.worker.close()
