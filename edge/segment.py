@@ -21,16 +21,19 @@ from edge.features import FeatureConfig, mel_filterbank
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    band_low_hz: float = 100.0  # breath-sound energy band of the envelope
-    band_high_hz: float = 1000.0
-    smooth_s: float = 0.30  # centred moving average of the envelope
-    lookahead_s: float = 0.35  # confirmation delay of a minimum
+    """Detector settings. The defaults come from ``steth-detect-eval --tune`` (random search
+    on the 43 ICBHI training recordings with audio; no test data involved)."""
+
+    band_low_hz: float = 230.0  # breath-sound energy band of the envelope
+    band_high_hz: float = 420.0
+    smooth_s: float = 0.48  # centred moving average of the envelope
+    lookahead_s: float = 0.40  # confirmation delay of a minimum
     history_s: float = 12.0  # envelope kept for the period estimate
     min_period_s: float = 0.9  # fastest breathing considered (about 67 per minute)
     max_period_s: float = 7.0
-    default_period_s: float = 3.0
-    min_gap_fraction: float = 0.55  # boundaries at least this share of a period apart
-    search_fraction: float = 0.35  # a boundary is the lowest point this share either side
+    default_period_s: float = 4.1
+    min_gap_fraction: float = 0.82  # boundaries at least this share of a period apart
+    search_fraction: float = 0.23  # a boundary is the lowest point this share either side
     max_cycle_s: float = 8.0
 
 
