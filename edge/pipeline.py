@@ -354,5 +354,6 @@ class Pipeline:
             return "pause"
         return "inspiration" if norm[-1] >= norm[-4] else "expiration"
 
-    def close(self) -> None:
-        self.worker.close()
+    def close(self, timeout: float = 5.0) -> None:
+        """Finish the queued cycles (up to ``timeout`` seconds) and stop the worker."""
+        self.worker.close(timeout)
