@@ -208,7 +208,8 @@ class Pipeline:
         self.level_window: deque[float] = deque(maxlen=int(8000 * LEVEL_EVERY_S * 4))
         self.recent_power: deque[float] = deque(maxlen=64)
         self.hello_sent = False
-        self.last_index = None
+        self.last_index: int | None = None
+        self.on_filtered: Callable[[np.ndarray], None] | None = None
 
     # ---------------------------------------------------------------- items from the decoder
 
@@ -274,7 +275,10 @@ class Pipeline:
         audio = pcm16_to_float(samples)
         power = float(np.mean(audio ** 2)) if audio.size else 0.0
         self.level_window.extend(audio[:: max(1, audio.size // 64)].tolist())
-        frames = self.extractor.push(audio)
+        filtered = self.extractor.filters.process(audio)
+        if self.on_filtered is not None:
+            self.on_filtered(filtered)  # e.g. headphones; must not block
+        frames = self.extractor.push_filtered(filtered)
         if frames.shape[0] == 0:
             return
         self.ring.append(frames, clipped, power)
