@@ -43,3 +43,28 @@ def shared_data() -> Path:
     root = data_root()
     require((root / "sprsound2022").is_dir(), f"data set folder {root} not found")
     return root
+
+
+# ---------------------------------------------------------------- run summary
+_LOADED: dict[str, int] = {}
+_AREA_SECONDS: dict[str, float] = {}
+
+
+def note_loaded(kind: str, count: int) -> None:
+    """Record how many real recordings a test loaded (printed at the end of the run)."""
+    _LOADED[kind] = max(_LOADED.get(kind, 0), count)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    area = report.nodeid.split("/")[1] if report.nodeid.startswith("tests/") else "other"
+    _AREA_SECONDS[area] = _AREA_SECONDS.get(area, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest's type
+    write = terminalreporter.write_line
+    write("")
+    write("time per test area: " + ", ".join(
+        f"{area} {seconds:.1f}s" for area, seconds in sorted(_AREA_SECONDS.items())))
+    if _LOADED:
+        write("real recordings loaded: " + ", ".join(
+            f"{kind} {n}" for kind, n in sorted(_LOADED.items())))

@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 from models.data import split_train_validation
+from tests.conftest import note_loaded
 from models.datasets import (
     DataError,
     load_audio,
@@ -22,7 +23,7 @@ from models.datasets import (
 
 def test_sprsound_official_splits(shared_data):
     train, test = load_sprsound(shared_data, "train"), load_sprsound(shared_data, "test")
-    print(f"loaded {len(train) + len(test)} real SPRSound recordings")
+    note_loaded("SPRSound", len(train) + len(test))
     assert (len(train), len(test)) == (1949, 734)
     assert sum(r.subset == "inter" for r in test) == 355
     assert sum(r.subset == "intra" for r in test) == 379
@@ -37,7 +38,7 @@ def test_sprsound_official_splits(shared_data):
 
 def test_icbhi_shared_flac_layout(shared_data):
     recs = load_icbhi(shared_data)
-    print(f"loaded {len(recs)} real ICBHI recordings with audio")
+    note_loaded("ICBHI (with audio)", len(recs))
     assert len(recs) == 43 and {r.split for r in recs} == {"train"}
     cycles = [c for r in recs for c in r.events]
     assert len(cycles) == 442
