@@ -21,6 +21,7 @@ whether the source is SIMULATED.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hmac
 import json
@@ -52,6 +53,42 @@ class TokenError(RuntimeError):
 
 class AuthError(ConnectionError):
     """The server refused our token."""
+
+
+class ServerError(RuntimeError):
+    """The event server cannot start (one-line message)."""
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--serve [PORT]``, ``--serve-host`` and ``--token-file`` for edge-run."""
+    group = parser.add_argument_group("event stream server (remote consoles)")
+    group.add_argument("--serve", type=int, nargs="?", const=DEFAULT_PORT, default=None,
+                       metavar="PORT", help=f"serve the event stream over TCP (port "
+                       f"{DEFAULT_PORT}); every client needs the shared token")
+    group.add_argument("--serve-host", default=DEFAULT_HOST,
+                       help="bind address (default 127.0.0.1: reach it through an SSH tunnel; "
+                            "another address exposes the stream to the network)")
+    group.add_argument("--token-file", type=Path, default=None,
+                       help=f"file with the shared token (mode 0600); else ${TOKEN_FILE_ENV} "
+                            f"or ${TOKEN_ENV}")
+
+
+def open_server(args: argparse.Namespace) -> TcpEventServer | None:
+    """Start the server chosen by :func:`add_server_arguments` (None without ``--serve``).
+
+    Raises
+    ------
+    TokenError, ServerError
+        With a one-line message.
+    """
+    if getattr(args, "serve", None) is None:
+        return None
+    token = load_token(args.token_file)
+    try:
+        return TcpEventServer(token, args.serve_host, args.serve)
+    except OSError as exc:
+        raise ServerError(f"cannot serve events on {args.serve_host}:{args.serve}: "
+                          f"{exc.strerror or exc}") from None
 
 
 def load_token(token_file: str | Path | None = None, env: Mapping[str, str] | None = None
@@ -289,16 +326,36 @@ class EventClient:
         self._sock.settimeout(None)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        """Validated events; lines of unknown types are skipped.
+
+        Raises
+        ------
+        EventError
+            When the server speaks a newer schema major version.
+        """
         for line in self._file:
             if not line.strip():
                 continue
             try:
                 yield parse_line(line)
             except EventError:
-                continue  # a newer server may send types this console does not know
+                version = _version_of(line)
+                if version is not None and version > SCHEMA_VERSION:
+                    raise EventError(f"the edge sends event schema v{version}; this console "
+                                     f"reads v{SCHEMA_VERSION}: update it") from None
+                continue  # a newer minor revision may add types this console does not know
 
     def close(self) -> None:
         try:
             self._file.close()
         finally:
             self._sock.close()
+
+
+def _version_of(line: bytes) -> int | None:
+    try:
+        message = json.loads(line)
+    except ValueError:
+        return None
+    version = message.get("v") if isinstance(message, dict) else None
+    return version if isinstance(version, int) and not isinstance(version, bool) else None

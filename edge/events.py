@@ -138,8 +138,8 @@ def free_object() -> Check:
 
 def number_list(minimum: float, maximum: float, max_len: int) -> Check:
     def check(value: Any) -> str | None:
-        if not isinstance(value, list) or not value:
-            return "must be a non-empty list"
+        if not isinstance(value, list):
+            return "must be a list"
         if len(value) > max_len:
             return f"must have at most {max_len} points"
         if not all(_is_number(x) and minimum <= x <= maximum for x in value):
@@ -218,7 +218,7 @@ MESSAGE_FIELDS: dict[str, dict[str, Field]] = {
         "crc_errors": Field(integer(0)),
         "gaps": Field(integer(0)),
         "resyncs": Field(integer(0)),
-        "nominal_rate_hz": Field(number(0.0, exclusive_minimum=True)),
+        "nominal_rate_hz": Field(number(0.0, exclusive_minimum=True), nullable=True),
         "measured_rate_hz": Field(number(0.0), nullable=True),
         "battery_pct": Field(number(0.0, 100.0), nullable=True),
         "clipping": Field(number(0.0, 1.0)),
@@ -445,16 +445,19 @@ def make_hello(*, device_id: str, firmware: str, nominal_rate_hz: float, adc_bit
 
 
 def make_link(*, bytes_: int, frames: int, frames_per_s: float, crc_errors: int, gaps: int,
-              resyncs: int, nominal_rate_hz: float, measured_rate_hz: float | None,
+              resyncs: int, nominal_rate_hz: float | None, measured_rate_hz: float | None,
               battery_pct: float | None = None, clipping: float = 0.0,
               skipped_bytes: int | None = None, simulated: bool = False,
               t: float | None = None) -> dict[str, Any]:
-    """Build a ``link`` statistics event (cumulative counters since the stream opened)."""
+    """Build a ``link`` statistics event (cumulative counters since the stream opened).
+
+    A ``nominal_rate_hz`` of 0 or None (device info not received yet) is sent as null.
+    """
     event = _base("link", t, simulated)
     event.update({
         "bytes": int(bytes_), "frames": int(frames), "frames_per_s": round(frames_per_s, 2),
         "crc_errors": int(crc_errors), "gaps": int(gaps), "resyncs": int(resyncs),
-        "nominal_rate_hz": float(nominal_rate_hz),
+        "nominal_rate_hz": float(nominal_rate_hz) if nominal_rate_hz else None,
         "measured_rate_hz": None if measured_rate_hz is None else round(measured_rate_hz, 2),
         "battery_pct": battery_pct, "clipping": round(float(clipping), 5),
     })

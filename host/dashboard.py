@@ -286,7 +286,8 @@ def link_panel(state: DashboardState) -> Panel:
     if link:
         measured = link["measured_rate_hz"]
         firmware = hello["device"]["firmware"] if hello else "?"
-        lines.append(Text(f"fw {firmware}  {link['nominal_rate_hz']:.0f} Hz (measured "
+        nominal = "--" if link["nominal_rate_hz"] is None else f"{link['nominal_rate_hz']:.0f}"
+        lines.append(Text(f"fw {firmware}  {nominal} Hz (measured "
                           f"{'--' if measured is None else f'{measured:.1f}'})"))
         crc_style = "bold red" if link["crc_errors"] else ""
         lines.append(Text(f"frames/s {link['frames_per_s']:.0f}  ") + Text(
@@ -340,7 +341,8 @@ def cycles_table(state: DashboardState, rows: int) -> Table:
             f"poor {quality.get('reason') or ''}".strip(), style="bold red")
         table.add_row(
             _fmt_clock(cycle["wall_start"]), f"{cycle['duration_s']:.1f}",
-            Text(cycle["finding"], style=FINDING_STYLES.get(cycle["finding"], "")),
+            Text(cycle["finding"], style="dim italic" if quality["status"] == "poor"
+                 else FINDING_STYLES.get(cycle["finding"], "")),
             likelihood_cell(cycle["p_crackle"], calibrated),
             likelihood_cell(cycle["p_wheeze"], calibrated),
             cycle.get("subtype") or "", quality_text, style="dim" if old else None)
@@ -438,7 +440,8 @@ def plain_line(state: DashboardState, event: Mapping[str, Any]) -> str | None:
         what = "NO SIGNAL" if event["state"] == "stale" else "signal back"
         return f"{stamp} {tag}{what} after {event['silent_s']:.1f} s"
     if kind == "mark":
-        return f"{stamp} {tag}mark {event.get('label') or ''} at sample {event.get('index')}"
+        label = f" {event['label']}" if event.get("label") else ""
+        return f"{stamp} {tag}mark{label} at sample {event.get('index')}"
     if kind == "status":
         return f"{stamp} {tag}{event['level']}: {event['message']}"
     return None
@@ -595,10 +598,17 @@ class Dashboard:
                    actions: DashboardActions) -> None:
         said_no_signal = False
         last_crc = 0
+        last_verdict = None
         out = self.console.file
         while not stop.is_set():
             for event in self._drain(events, self.refresh_s):
                 line = plain_line(self.state, event)
+                if event["type"] == "verdict":
+                    if event["verdict"] == last_verdict:
+                        line = None  # say it when it changes, not after every cycle
+                    last_verdict = event["verdict"]
+                if event["type"] == "stale" and event["state"] == "stale":
+                    said_no_signal = True  # the edge said it; do not say it twice
                 if event["type"] == "link" and event["crc_errors"] != last_crc:
                     last_crc = event["crc_errors"]
                     line = (f"{_fmt_clock(event['t'])} "

@@ -19,6 +19,7 @@ sample index; every gap is listed in ``session.json``.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import csv
 import errno
@@ -35,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.events import make_private_dir
+from edge.events import make_mark, make_private_dir
 from host.dashboard import DashboardActions, RecordingStatus
 
 SESSION_FILE = "session.json"
@@ -46,6 +47,7 @@ CYCLES_JSONL = "cycles.jsonl"
 EVENTS_JSONL = "events.jsonl"
 TAKE_FILE = "take.json"
 SESSION_SCHEMA = 1
+MARK_SOURCE = "operator-recorder"  # source of the mark events the recorder emits
 MAX_ZERO_FILL_S = 60.0
 RESTART_TOLERANCE_S = 1.0  # an index this far behind means the device restarted
 SPRSOUND_SITES: tuple[str, ...] = ("p1", "p2", "p3", "p4")
@@ -185,7 +187,8 @@ class Take:
         lost = start_index - self.next_index
         if lost > MAX_ZERO_FILL_S * self.sample_rate:
             return "new-take"
-        if lost < -RESTART_TOLERANCE_S * self.sample_rate:
+        assert self.first_index is not None
+        if lost < -RESTART_TOLERANCE_S * self.sample_rate or start_index < self.first_index:
             return "new-take"  # the device's index went back: it restarted
         if lost > 0:
             self._fill_gap(lost)
@@ -368,7 +371,14 @@ class Recorder:
     fsync_s : float
         Longest time written data may stay un-fsynced.
     on_warning : callable, optional
-        Called with a one-line message when recording stops by itself (disk full).
+        Called with a one-line message when recording stops by itself (disk full); the CLI
+        can forward it as a ``status`` event.
+    emit : callable, optional
+        Receives a ``mark`` event when the operator presses m, so the mark reaches the
+        event stream; the recorder does not store that event a second time.
+    make_reports : bool
+        Also draw each take's report.png when it closes (needs matplotlib, which the Pi
+        runtime does not have; checked at start).
     write : callable, optional
         ``os.write`` replacement (tests inject a full disk).
     """
@@ -378,20 +388,32 @@ class Recorder:
                  settings: Mapping[str, Any] | None = None, recording: bool = True,
                  audio_format: str = "flac", fsync_s: float = 0.5,
                  on_warning: Callable[[str], None] | None = None,
+                 emit: Callable[[dict[str, Any]], None] | None = None,
+                 make_reports: bool = False,
                  write: Writer = os.write, clock: Callable[[], float] = time.monotonic,
                  wall_clock: Callable[[], float] = time.time) -> None:
         if audio_format not in ("flac", "wav"):
             raise RecorderError(f"audio format must be flac or wav, not {audio_format!r}")
+        if make_reports:
+            from host.report import ReportError, require_matplotlib
+
+            try:
+                require_matplotlib()
+            except ReportError as exc:
+                raise RecorderError(str(exc)) from None
+        self.make_reports = make_reports
         self.sites = resolve_sites(sites)
         self.site_index = 0
         self.audio_format = audio_format
         self._write = write
         self._clock, self._wall = clock, wall_clock
         self._on_warning = on_warning
+        self._emit = emit
         self.warning: str | None = None
         self._lock = threading.RLock()
         self._take: Take | None = None
         self._takes: list[dict[str, Any]] = []
+        self._finishers: list[threading.Thread] = []
         self._hello: dict[str, Any] | None = None
         self._last_index: int | None = None
         self.session_dir = self._new_session_dir(Path(root), patient)
@@ -456,7 +478,8 @@ class Recorder:
             return True
 
     def stop(self, state: str = "closed") -> bool:
-        """Close the current take and convert its audio; returns False (not recording)."""
+        """Close the current take; its audio is converted on a background thread (so
+        neither the I/O thread nor the screen waits for it). Returns False (not recording)."""
         with self._lock:
             take, self._take = self._take, None
             if take is None:
@@ -467,17 +490,43 @@ class Recorder:
             except OSError as exc:
                 self._warn(f"recording stopped: {exc.strerror}; data kept, run "
                            f"steth-session recover {self.session_dir}")
-            if state == "closed":
-                try:
-                    finalize_take(take.folder, self.audio_format)
-                    write_json_atomic(take.folder / TAKE_FILE, take.summary())
-                except OSError as exc:
-                    take.state = "needs-recover"
-                    self._warn(f"could not finish {take.folder.name}: {exc.strerror}; "
-                               f"run steth-session recover {self.session_dir}")
-            self._takes[-1] = take.summary()
+            self._takes[take.number - 1] = take.summary()
             self._save_quietly()
-            return False
+        if state == "closed":
+            worker = threading.Thread(target=self._finish, args=(take,), daemon=False,
+                                      name=f"recorder-finish-{take.folder.name}")
+            worker.start()
+            self._finishers.append(worker)
+        return False
+
+    def _finish(self, take: Take) -> None:
+        """Convert a closed take's audio and write take.json."""
+        problem = None
+        try:
+            finalize_take(take.folder, self.audio_format)
+            write_json_atomic(take.folder / TAKE_FILE, take.summary())
+        except Exception as exc:  # any failure leaves the part files for `recover`
+            take.state = "needs-recover"
+            problem = (f"could not finish {take.folder.name}: "
+                       f"{getattr(exc, 'strerror', None) or exc}; run steth-session recover "
+                       f"{self.session_dir}")
+        if problem is None and self.make_reports and take.samples:
+            problem = self._report(take)
+        with self._lock:
+            if problem:
+                self._warn(problem)
+            self._takes[take.number - 1] = take.summary()
+            self._save_quietly()
+
+    def _report(self, take: Take) -> str | None:
+        """Draw report.png for a finished take; returns a warning or None."""
+        from host.review import report_take
+
+        try:
+            report_take(self.session_dir, take.summary(), self.meta)
+        except Exception as exc:  # a report is a convenience: never lose the take over it
+            return f"no report for {take.folder.name}: {exc}"
+        return None
 
     def toggle(self) -> bool:
         """Start or stop recording; returns True when recording afterwards."""
@@ -503,10 +552,14 @@ class Recorder:
             if self._take is not None:
                 self._take.marks.append(mark)
                 self._take.add_event({"recorder_mark": mark})
-                self._takes[-1] = self._take.summary()
+                self._takes[self._take.number - 1] = self._take.summary()
                 self._save_quietly()
             count = sum(len(t["marks"]) for t in self._takes)
-            return f"#{count} at sample {self._last_index}"
+        if self._emit is not None:
+            simulated = bool(self._hello and self._hello.get("simulated"))
+            self._emit(make_mark(label=label, index=mark["index"], source=MARK_SOURCE,
+                                 site=mark["site"], simulated=simulated))
+        return f"#{count} at sample {mark['index']}"
 
     def status(self) -> RecordingStatus:
         take = self._take
@@ -521,9 +574,11 @@ class Recorder:
                                 recording_status=self.status)
 
     def close(self) -> None:
-        """Stop recording, convert audio, write the final session.json."""
+        """Stop recording, wait for every conversion, write the final session.json."""
+        self.stop()
+        for worker in self._finishers:
+            worker.join()
         with self._lock:
-            self.stop()
             self._stop_flusher.set()
             self.meta["state"] = "closed"
             self._save_quietly()
@@ -552,6 +607,8 @@ class Recorder:
         kind = event.get("type")
         if kind in ("level", "link", "audio"):
             return
+        if kind == "mark" and event.get("source") == MARK_SOURCE:
+            return  # our own mark coming back through the stream: stored already
         with self._lock:
             take = self._take
             try:
@@ -567,7 +624,6 @@ class Recorder:
                     take.gaps.append({"edge_gap": {k: event[k] for k in (
                         "expected_index", "received_index", "lost_samples", "reason")}})
                 if kind in ("gap", "mark"):
-                    self._takes[-1] = take.summary()
                     self._save()
             except OSError as exc:
                 self._stop_on_error(exc)
@@ -607,7 +663,7 @@ class Recorder:
             take.state = f"stopped: {reason}"
             with contextlib.suppress(OSError):
                 take.close_files()
-            self._takes[-1] = take.summary()
+            self._takes[take.number - 1] = take.summary()
         self._warn(f"{reason}: recording stopped, data kept; free space, then "
                    f"steth-session recover {self.session_dir}")
         self._save_quietly()
@@ -620,13 +676,45 @@ class Recorder:
 
     def _save(self) -> None:
         if self._take is not None:
-            self._takes[-1] = self._take.summary()
+            self._takes[self._take.number - 1] = self._take.summary()
         write_json_atomic(self.session_dir / SESSION_FILE, self.meta)
 
     def _save_quietly(self) -> None:
         """Save session.json if the disk lets us; the previous version stays otherwise."""
         with contextlib.suppress(OSError):
             self._save()
+
+
+# ----------------------------------------------------------------------------- CLI glue
+
+def add_recorder_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--record DIR`` and the exam details, for edge-run and steth-console."""
+    group = parser.add_argument_group("recording (exam session)")
+    group.add_argument("--record", type=Path, metavar="DIR", default=None,
+                       help="record raw audio and findings into a new session under DIR")
+    group.add_argument("--patient", default="anonymous",
+                       help="patient pseudonym (never a real name)")
+    group.add_argument("--operator", default="", help="who examines")
+    group.add_argument("--sites", default="sprsound",
+                       help="sprsound (p1-p4), icbhi (Tc,Al,Ar,Pl,Pr,Ll,Lr) or a comma list")
+    group.add_argument("--record-paused", action="store_true",
+                       help="open the session but start recording only on the r key")
+    group.add_argument("--audio-format", choices=("flac", "wav"), default="flac",
+                       help="format of the finished audio (default flac)")
+    group.add_argument("--report", action="store_true",
+                       help="draw report.png for every take when it closes (needs matplotlib)")
+
+
+def open_recorder(args: argparse.Namespace, settings: Mapping[str, Any] | None = None,
+                  emit: Callable[[dict[str, Any]], None] | None = None,
+                  on_warning: Callable[[str], None] | None = None) -> Recorder | None:
+    """The recorder chosen by :func:`add_recorder_arguments` (None without ``--record``)."""
+    if getattr(args, "record", None) is None:
+        return None
+    return Recorder(args.record, patient=args.patient, operator=args.operator,
+                    sites=args.sites, settings=settings, recording=not args.record_paused,
+                    audio_format=args.audio_format, emit=emit, on_warning=on_warning,
+                    make_reports=args.report)
 
 
 # ----------------------------------------------------------------------------- recovery
@@ -702,7 +790,7 @@ def recover_take(folder: Path, audio_format: str, previous: Mapping[str, Any] | 
     summary["verdict"] = None if not verdicts else {
         k: verdicts[-1][k] for k in ("verdict", "cycles", "good_cycles", "counts")}
     state = str(summary.get("state", "recording"))
-    if state != "closed":
+    if state != "closed" and not state.startswith("recovered"):
         summary["state"] = "recovered" if state == "recording" else f"recovered ({state})"
     write_json_atomic(folder / TAKE_FILE, summary)
     return summary

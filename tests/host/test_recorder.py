@@ -22,7 +22,7 @@ from edge import events as ev
 from host.recorder import Recorder, read_take_audio, recover_session, take_folders
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from record_child import CHUNK, GAP_AT, GAP_LEN, RATE, known_signal  # noqa: E402
+from record_child import CHUNK, GAP_AT, GAP_LEN, RATE, known_signal
 
 CHILD = Path(__file__).resolve().parent / "record_child.py"
 KILLS = 5
@@ -87,7 +87,8 @@ def test_kill_minus_9_at_random_moments_then_recover_is_bit_exact(tmp_path):
             assert any(g.get("edge_gap", {}).get("lost_samples") == GAP_LEN
                        for g in take["gaps"])
             assert any(g.get("lost_samples") == GAP_LEN for g in take["gaps"])
-        rows = list(csv.DictReader(open(takes[0] / "cycles.csv", newline="")))
+        with open(takes[0] / "cycles.csv", newline="") as handle:
+            rows = list(csv.DictReader(handle))
         lines = (takes[0] / "cycles.jsonl").read_text().splitlines()
         assert len(rows) == len(lines) == take["cycles"]
         for row, line in zip(rows, lines, strict=True):
@@ -140,9 +141,11 @@ def test_restart_and_overlap_and_rate_change(tmp_path):
     recorder.on_audio(1000, known_signal(1000, 400), RATE)
     recorder.on_audio(1200, known_signal(1200, 400), RATE)  # 200 overlapping samples
     recorder.on_audio(0, known_signal(0, 160), RATE)  # device restarted: a new take
+    recorder.on_audio(160, known_signal(160, 160), 4000)  # another rate: a new take
     recorder.close()
     takes = take_folders(recorder.session_dir)
-    assert [t.name for t in takes] == ["01-p1", "02-p1"]
+    assert [t.name for t in takes] == ["01-p1", "02-p1", "03-p1"]
+    assert read_take_audio(takes[2])[1] == 4000
     audio, _ = read_take_audio(takes[0])
     assert np.array_equal(audio, known_signal(1000, 600))
 
@@ -208,3 +211,50 @@ def test_empty_site_list_is_a_clear_error(tmp_path, bad):
 
     with pytest.raises(RecorderError, match="no auscultation sites"):
         Recorder(tmp_path, sites=bad)
+
+
+def test_operator_mark_is_emitted_once_and_stored_once(tmp_path):
+    import argparse
+
+    from host.recorder import add_recorder_arguments, open_recorder
+
+    parser = argparse.ArgumentParser()
+    add_recorder_arguments(parser)
+    assert open_recorder(parser.parse_args([])) is None
+    emitted: list[dict] = []
+    recorder = open_recorder(parser.parse_args(
+        ["--record", str(tmp_path), "--patient", "P9", "--sites", "p3,p4", "--audio-format",
+         "wav"]), emit=emitted.append)
+    assert recorder is not None and recorder.recording and recorder.site == "p3"
+    recorder.on_event(ev.mark_simulated(hello()) | {"simulated": True})
+    recorder.on_audio(0, known_signal(0, 160), RATE)
+    recorder.mark("rub")
+    assert len(emitted) == 1 and ev.validate(emitted[0]) == []
+    assert emitted[0]["simulated"] is True and emitted[0]["index"] == 160
+    recorder.on_event(emitted[0])  # the mark comes back through the event stream
+    recorder.close()
+    take = json.loads((recorder.session_dir / "session.json").read_text())["takes"][0]
+    assert [m["label"] for m in take["marks"]] == ["rub"]
+    events = (take_folders(recorder.session_dir)[0] / "events.jsonl").read_text()
+    assert events.count('"rub"') == 1
+
+
+def test_failed_conversion_warns_and_recover_finishes_it(tmp_path, monkeypatch):
+    import host.recorder as recorder_module
+
+    def broken(folder, audio_format="flac"):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    warnings: list[str] = []
+    recorder = Recorder(tmp_path, sites="p1", on_warning=warnings.append)
+    recorder.on_audio(0, known_signal(0, 1600), RATE)
+    monkeypatch.setattr(recorder_module, "finalize_take", broken)
+    recorder.close()
+    assert warnings and warnings[0].startswith("could not finish 01-p1: No space left")
+    meta = json.loads((recorder.session_dir / "session.json").read_text())
+    assert meta["takes"][0]["state"] == "needs-recover"
+    monkeypatch.undo()
+    meta = recover_session(recorder.session_dir)
+    audio, _ = read_take_audio(take_folders(recorder.session_dir)[0])
+    assert np.array_equal(audio, known_signal(0, 1600))
+    assert meta["takes"][0]["state"] == "recovered (needs-recover)"

@@ -1,0 +1,192 @@
+"""`steth-console`: attach the dashboard to a running `edge-run` over its event stream.
+
+The edge binds 127.0.0.1, so from another machine open an SSH tunnel first::
+
+    ssh -N -L 8765:127.0.0.1:8765 pi@bedside &
+    STETH_TOKEN_FILE=~/.config/steth/token steth-console
+
+The shared token comes from ``--token-file FILE``, ``$STETH_TOKEN_FILE`` or
+``$STETH_TOKEN`` (never the command line). ``--record DIR`` also saves the raw audio and
+findings here (the edge then sends audio events); ``--listen`` plays the stream.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import queue
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge import events as ev
+from edge.event_server import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    AuthError,
+    EventClient,
+    TokenError,
+    load_token,
+    write_new_token,
+)
+from edge.filter import FilterChain, FilterConfig
+from host.dashboard import Dashboard, DashboardActions
+from host.listen import Listener, NoOutputDeviceError, add_listen_arguments, open_listener
+from host.recorder import Recorder, RecorderError, add_recorder_arguments, open_recorder
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # no abbreviations: "--token SECRET" must fail, not be read as --token-file
+    parser = argparse.ArgumentParser(prog="steth-console", description=__doc__.splitlines()[0],
+                                     allow_abbrev=False)
+    parser.add_argument("--host", default=DEFAULT_HOST, help="event stream host (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="event stream port")
+    parser.add_argument("--token-file", type=Path, default=None,
+                        help="file holding the shared token (mode 0600)")
+    parser.add_argument("--new-token", type=Path, metavar="FILE", default=None,
+                        help="create FILE with a fresh token (0600) and exit")
+    parser.add_argument("--replay", type=Path, metavar="EVENTS.jsonl", default=None,
+                        help="show a saved event file instead of attaching (no token needed)")
+    parser.add_argument("--speed", type=float, default=1.0,
+                        help="replay speed factor (with --replay)")
+    add_listen_arguments(parser)
+    add_recorder_arguments(parser)
+    return parser
+
+
+def pump(client: Any, events: queue.Queue[dict[str, Any] | None],
+         recorder: Recorder | None, listener: Listener | None, stop: threading.Event) -> None:
+    """Move events from the stream into the dashboard queue, recorder and listener.
+
+    The recorder gets the raw samples; the listener hears them through the same streaming
+    band-pass the classifier uses (``edge.filter.FilterChain``).
+    """
+    chain: FilterChain | None = None
+    chain_rate = 0
+    try:
+        for event in client:
+            if stop.is_set():
+                break
+            if event["type"] == "audio":
+                samples = ev.decode_audio(event)
+                rate = int(event["rate_hz"])
+                if recorder is not None:
+                    recorder.on_audio(event["start"], samples, rate)
+                if listener is not None:
+                    if chain is None or rate != chain_rate:
+                        chain, chain_rate = FilterChain(rate), rate
+                    listener.feed(chain.process(samples.astype(np.float64) / 32768.0))
+                continue  # audio is not for the screen
+            if recorder is not None:
+                recorder.on_event(event)
+            events.put(event)
+    except OSError:
+        pass  # the connection dropped; the dashboard shows STREAM ENDED
+    except ev.EventError as exc:
+        events.put(ev.make_status(level="error", message=str(exc), code="schema"))
+    finally:
+        events.put(None)
+
+
+def replay_file(path: Path, events: queue.Queue[dict[str, Any] | None], stop: threading.Event,
+                speed: float = 1.0, end_marker: bool = False) -> None:
+    """Feed a JSON-lines event file at its recorded pace (divided by ``speed``).
+
+    At the end the feed simply stops, like a device that went silent, so a live screen
+    shows NO SIGNAL; with ``end_marker`` a final None ends the stream (plain log output).
+    """
+    previous: float | None = None
+    for event in ev.iter_jsonl(path):
+        pause = 0.0 if previous is None else (event["t"] - previous) / max(speed, 1e-3)
+        if pause > 0 and stop.wait(pause):
+            return
+        previous = event["t"]
+        events.put(event)
+    if end_marker:
+        events.put(None)
+
+
+def replay(args: argparse.Namespace, dashboard: Dashboard | None = None,
+           stop: threading.Event | None = None) -> int:
+    """Show a saved event file on the dashboard (``--replay``)."""
+    list(ev.iter_jsonl(args.replay))  # fail early, with the line number, on a bad file
+    stop = stop or threading.Event()
+    dashboard = dashboard or Dashboard()
+    events: queue.Queue[dict[str, Any] | None] = queue.Queue()
+    feeder = threading.Thread(target=replay_file, name="replay", daemon=True, args=(
+        args.replay, events, stop, args.speed, not dashboard.console.is_terminal))
+    feeder.start()
+    try:
+        dashboard.run(events, stop, DashboardActions())
+    finally:
+        stop.set()
+    return 0
+
+
+def attach(args: argparse.Namespace, dashboard: Dashboard | None = None,
+           stop: threading.Event | None = None) -> int:
+    """Connect, then run the dashboard until q (or ``stop``); returns the exit code."""
+    token = load_token(args.token_file)
+    wants_audio = args.record is not None or args.listen
+    client = EventClient(token, args.host, args.port, audio=wants_audio)
+    recorder = listener = None
+    stop = stop or threading.Event()
+    try:
+        recorder = open_recorder(args, settings={"remote": f"{args.host}:{args.port}"})
+        # the filter chain resamples every device rate to the model rate: that is what plays
+        listener = open_listener(args, FilterConfig().target_rate)
+        events: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        reader = threading.Thread(target=pump, args=(client, events, recorder, listener, stop),
+                                  name="remote-reader", daemon=True)
+        reader.start()
+        actions = recorder.actions() if recorder is not None else DashboardActions()
+        (dashboard or Dashboard()).run(events, stop, actions)
+    finally:
+        stop.set()
+        client.close()
+        if recorder is not None:
+            recorder.close()
+        if listener is not None:
+            listener.close()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point (``steth-console``)."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.new_token is not None:
+            write_new_token(args.new_token)
+            print(f"wrote a new token to {args.new_token} (mode 0600); copy it to the edge "
+                  "and point STETH_TOKEN_FILE at it on both sides")
+            return 0
+        if args.replay is not None:
+            return replay(args)
+        return attach(args)
+    except BrokenPipeError:
+        # the reader of our plain output went away (e.g. `| head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except FileNotFoundError as exc:
+        print(f"steth-console: {exc.filename} not found", file=sys.stderr)
+    except ev.EventError as exc:
+        print(f"steth-console: {exc}", file=sys.stderr)
+    except FileExistsError:
+        print(f"steth-console: {args.new_token} exists; choose another file", file=sys.stderr)
+    except (TokenError, AuthError, NoOutputDeviceError, RecorderError) as exc:
+        print(f"steth-console: {exc}", file=sys.stderr)
+    except ConnectionRefusedError:
+        print(f"steth-console: nothing listens on {args.host}:{args.port}: start edge-run with "
+              "its event server, or open the SSH tunnel", file=sys.stderr)
+    except OSError as exc:
+        print(f"steth-console: cannot reach {args.host}:{args.port}: "
+              f"{exc.strerror or exc}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,149 @@
+"""Review a saved session: summary, report PNGs, re-classification with the current model."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge import events as ev
+from host.recorder import (
+    CSV_COLUMNS,
+    CYCLES_JSONL,
+    SESSION_FILE,
+    LineLog,
+    RecorderError,
+    csv_row,
+    make_private_dir,
+    read_take_audio,
+    take_folders,
+)
+
+REPORT_FILE = "report.png"
+RECLASSIFIED_CSV = "cycles.reclassified.csv"
+RECLASSIFIED_JSONL = "cycles.reclassified.jsonl"
+
+# (int16 samples, sample rate) -> cycle events with start/end relative to sample 0.
+# The lead's edge.pipeline provides one; reclassify() accepts any callable of this shape.
+Classifier = Callable[[np.ndarray, int], Iterable[Mapping[str, Any]]]
+
+
+def load_session(session_dir: str | Path) -> dict[str, Any]:
+    path = Path(session_dir) / SESSION_FILE
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RecorderError(f"{session_dir} is not a session (no {SESSION_FILE})") from None
+    except ValueError:
+        raise RecorderError(f"{path} is damaged; run: steth-session recover {session_dir}"
+                            ) from None
+
+
+def load_cycles(take_dir: Path, name: str = CYCLES_JSONL) -> list[dict[str, Any]]:
+    path = take_dir / name
+    if not path.exists():
+        return []
+    return [ev.parse_line(line) for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip()]
+
+
+def finding_counts(cycles: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    counts = Counter({name: 0 for name in (*ev.FINDINGS, "poor")})
+    for cycle in cycles:
+        counts["poor" if cycle["quality"]["status"] == "poor" else cycle["finding"]] += 1
+    return dict(counts)
+
+
+def take_summary_lines(meta: Mapping[str, Any], take: Mapping[str, Any],
+                       cycles: list[dict[str, Any]]) -> list[str]:
+    """Plain-text summary of one take (used by `show` and printed into the report)."""
+    counts = finding_counts(cycles)
+    verdict = take.get("verdict")
+    model = meta.get("model") or {}
+    device = meta.get("device") or {}
+    verdict_text = "--" if not verdict else f"{verdict['verdict']} ({verdict['cycles']} cycles)"
+    lines = [
+        f"site {take.get('site')}  take {take.get('folder')}  duration "
+        f"{take.get('duration_s', 0):.1f} s  state {take.get('state')}",
+        "findings: " + "  ".join(f"{k} {v}" for k, v in counts.items()),
+        f"record verdict (findings, not a diagnosis): {verdict_text}",
+        f"model {model.get('name', '?')} {model.get('version', '?')} "
+        f"{str(model.get('hash', '?'))[:19]}  calibrated={model.get('calibrated')}",
+        f"device {device.get('id', '?')} fw {device.get('firmware', '?')}  transport "
+        f"{meta.get('transport')}  gaps {len(take.get('gaps', []))}  marks "
+        f"{len(take.get('marks', []))}",
+    ]
+    if meta.get("unsynchronised_clock"):
+        lines.append("wall clock was not synchronised: times of day may be off")
+    return lines
+
+
+def format_session(session_dir: Path) -> str:
+    """Human summary of a session (the `show` command)."""
+    meta = load_session(session_dir)
+    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(meta.get("created_unix", 0)))
+    head = [f"session {meta.get('session_id')}"
+            + ("  SIMULATED" if meta.get("simulated") else ""),
+            f"patient {meta.get('patient')}  operator {meta.get('operator')}  started "
+            f"{started}  state {meta.get('state')}"]
+    for take in meta.get("takes", []):
+        folder = session_dir / take["folder"]
+        head += ["", *take_summary_lines(meta, take, load_cycles(folder))]
+    for warning in meta.get("warnings", []):
+        head.append(f"warning: {warning['message']}")
+    return "\n".join(head)
+
+
+def report_take(session_dir: Path, take: Mapping[str, Any], meta: Mapping[str, Any]) -> Path:
+    """Write ``report.png`` into a take folder."""
+    from host.report import make_report
+
+    folder = session_dir / take["folder"]
+    audio, rate = read_take_audio(folder)
+    cycles = load_cycles(folder)
+    make_report(audio, rate, cycles, take_summary_lines(meta, take, cycles),
+                folder / REPORT_FILE, first_index=int(take.get("first_index") or 0),
+                title=f"{meta.get('session_id')}  site {take.get('site')}",
+                simulated=bool(meta.get("simulated")))
+    return folder / REPORT_FILE
+
+
+def reclassify(session_dir: str | Path, classify: Classifier) -> dict[str, dict[str, int]]:
+    """Re-run classification on every take's audio with ``classify``.
+
+    Writes ``cycles.reclassified.csv`` and ``.jsonl`` next to the originals (which stay
+    untouched) and returns the new finding counts per take. Cycle indices from the
+    classifier are relative to the take's first sample and are shifted to device indices.
+    """
+    session_dir = Path(session_dir)
+    meta = load_session(session_dir)
+    takes = {t["folder"]: t for t in meta.get("takes", [])}
+    results = {}
+    for folder in take_folders(session_dir):
+        first = int(takes.get(folder.name, {}).get("first_index") or 0)
+        audio, rate = read_take_audio(folder)
+        cycles = []
+        for cycle in classify(audio, rate):
+            shifted = dict(cycle, start=cycle["start"] + first, end=cycle["end"] + first)
+            cycles.append(ev.check(shifted))
+        _write_cycles(folder, cycles, first)
+        results[folder.name] = finding_counts(cycles)
+    return results
+
+
+def _write_cycles(folder: Path, cycles: list[dict[str, Any]], first_index: int) -> None:
+    make_private_dir(folder)
+    for name in (RECLASSIFIED_CSV, RECLASSIFIED_JSONL):
+        (folder / name).unlink(missing_ok=True)
+    csv_log = LineLog(folder / RECLASSIFIED_CSV, header=",".join(CSV_COLUMNS) + "\n")
+    jsonl_log = LineLog(folder / RECLASSIFIED_JSONL)
+    for cycle in cycles:
+        csv_log.append(csv_row(cycle, first_index))
+        jsonl_log.append(ev.dumps(cycle) + "\n")
+    csv_log.close()
+    jsonl_log.close()
