@@ -10,7 +10,6 @@ import pytest
 import soundfile as sf
 
 from models.data import split_train_validation
-from tests.conftest import note_loaded
 from models.datasets import (
     DataError,
     load_audio,
@@ -19,6 +18,7 @@ from models.datasets import (
     parse_icbhi_cycles,
     parse_sprsound_annotation,
 )
+from tests.conftest import note_loaded
 
 
 def test_sprsound_official_splits(shared_data):
