@@ -60,7 +60,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     _AREA_SECONDS[area] = _AREA_SECONDS.get(area, 0.0) + report.duration
 
 
-def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest's type
+def pytest_terminal_summary(terminalreporter) -> None:
     write = terminalreporter.write_line
     write("")
     write("time per test area: " + ", ".join(
