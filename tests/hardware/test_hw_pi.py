@@ -252,10 +252,7 @@ def test_edge_run_accepts_the_unit_arguments():
     assert "--port" in offered, proc.stdout
     options = [arg for arg in shlex.split(one("ExecStart"))[1:] if arg.startswith("--")]
     missing = [opt for opt in options if opt not in offered]
-    if missing:
-        # Visible in every run's summary until the CLI (lead's area) grows the option.
-        pytest.xfail(f"edge-run does not offer {missing} yet (edge/cli.py)")
-    assert missing == []
+    assert missing == [], f"edge-run does not offer {missing} (edge/cli.py)"
 
 
 def test_systemd_analyze_verify_accepts_the_unit(tmp_path):
