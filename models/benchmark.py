@@ -35,6 +35,7 @@ from models.metrics import (
     task_scores,
     to_task_label,
 )
+from models.robustness import CONDITIONS
 
 SUBSETS = ("inter", "intra", "combined")
 AudioTransform = Callable[[np.ndarray, int], np.ndarray]
@@ -223,12 +224,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", choices=[*SUBSETS, "icbhi"], default="combined")
     parser.add_argument("--limit", type=int, default=0, help="first N recordings only")
     parser.add_argument("--bootstrap", type=int, default=1000, help="patient resamples")
+    parser.add_argument("--condition", choices=sorted(CONDITIONS), default="clean",
+                        help="pass test audio through part of the product's signal chain "
+                             "first (see models/robustness.py)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     try:
         report = run(args.model, args.data, args.split, limit=args.limit,
-                     n_boot=args.bootstrap, show_progress=not args.no_progress)
+                     n_boot=args.bootstrap, transform=CONDITIONS[args.condition],
+                     condition=args.condition, show_progress=not args.no_progress)
     except (ModelError, DataError) as exc:
         print(f"steth-bench: {exc}", file=sys.stderr)
         return 2
