@@ -55,6 +55,8 @@ RATE_WINDOW_S = 30.0
 RATE_MIN_SPAN_S = 2.0
 INFO_REQUEST_INTERVAL_S = 1.0
 
+_AUDIO_TYPES = (MsgType.AUDIO_PCM16, MsgType.AUDIO_ADPCM)
+
 GAP_CRC_ERROR = "crc_error"
 GAP_LOST_FRAMES = "lost_frames"
 GAP_DEVICE_DROPPED = "device_dropped"
@@ -135,7 +137,11 @@ class Gap:
 
 @dataclass(frozen=True)
 class StatusReport:
-    """A device Status frame with where it sits in the stream."""
+    """A device Status frame with where it sits in the stream.
+
+    ``stream_index`` is the frame's device sample index mapped onto the stream timeline
+    (before any audio, the device index itself).
+    """
 
     status: Status
     stream_index: int
@@ -191,6 +197,13 @@ class LinkStats:
         """Seconds since the last audio frame (or since decoding started, if none yet)."""
         reference = self.last_audio_monotonic
         return now - (self.started_monotonic if reference is None else reference)
+
+    @property
+    def rate_deviation_ppm(self) -> float | None:
+        """How far the measured rate is from the nominal one, in parts per million."""
+        if self.measured_rate_hz is None or not self.nominal_rate_hz:
+            return None
+        return (self.measured_rate_hz / self.nominal_rate_hz - 1.0) * 1e6
 
     def is_stale(self, now: float, threshold_s: float = STALE_AFTER_S) -> bool:
         """True when no audio arrived for ``threshold_s`` seconds (silent or stopped)."""
@@ -308,7 +321,8 @@ class _LinkState:
     last_frame_time: float | None = None
     last_audio_time: float | None = None
     seq_lost_since_audio: int = 0
-    crc_errors_since_frame: int = 0
+    seq_lost_at_frame: int = 0  # frames counted lost when the current frame arrived
+    crc_errors_since_audio: int = 0
     synced: bool = False
     lost_sync: bool = False
     crc_false_sync_until: int = 0  # stream byte offset; CRC errors before it are echoes
@@ -451,7 +465,7 @@ class StreamDecoder:
         # inside audio data) yields further CRC errors that are echoes of the same loss.
         if offset >= self._link.crc_false_sync_until:
             c.crc_errors += 1
-            self._link.crc_errors_since_frame += 1
+            self._link.crc_errors_since_audio += 1
             self._link.crc_false_sync_until = offset + len(event.data)
         self._lose_sync()
 
@@ -484,23 +498,24 @@ class StreamDecoder:
             else:
                 c.unknown_frames += 1  # A newer minor version's message: ignore it.
             return []
-        items = self._dispatch(frame, message, now)
-        link.crc_errors_since_frame = 0
-        return items
+        return self._dispatch(frame, message, now)
 
     def _reclassify_as_dropped(self, frame: Frame) -> None:
         self._counters.decoded_bytes -= frame.size
         self._counters.dropped_bytes += frame.size
 
     def _is_duplicate(self, frame: Frame) -> bool:
+        # Only a repeated audio frame would do harm (samples twice); a repeated DeviceInfo
+        # is legitimately identical after a reset right after boot.
         key = (frame.seq, frame.sample_index, frame.msg_type, frame.flags, frame.payload)
-        duplicate = key == self._link.last_frame_key
+        duplicate = key == self._link.last_frame_key and frame.msg_type in _AUDIO_TYPES
         self._link.last_frame_key = key
         return duplicate
 
     def _track_sequence(self, frame: Frame) -> None:
         link = self._link
         previous, link.last_seq = link.last_seq, frame.seq
+        link.seq_lost_at_frame = 0
         if previous is None:
             return
         delta = protocol.seq_delta(previous, frame.seq)
@@ -510,8 +525,9 @@ class StreamDecoder:
             self._timeline.restart_pending = GAP_DEVICE_RESET
             link.seq_lost_since_audio = 0
             return
-        link.seq_lost_since_audio += (delta - 1) % protocol.SEQ_MODULUS
-        self._counters.lost_frames += (delta - 1) % protocol.SEQ_MODULUS
+        link.seq_lost_at_frame = (delta - 1) % protocol.SEQ_MODULUS
+        link.seq_lost_since_audio += link.seq_lost_at_frame
+        self._counters.lost_frames += link.seq_lost_at_frame
 
     @staticmethod
     def _looks_like_reset(frame: Frame, delta: int) -> bool:
@@ -536,12 +552,19 @@ class StreamDecoder:
         if isinstance(message, Status):
             self._device_status = message
             self._device_clock.add(frame.sample_index, message.uptime_us)
-            stream_index = self._timeline.stream_next or 0
-            return [StatusReport(message, stream_index, now)]
+            return [StatusReport(message, self._stream_index_of(frame.sample_index), now)]
         if isinstance(message, Ack):
             return [message]
         self._counters.unknown_frames += 1  # Commands flow host -> device only.
         return []
+
+    def _stream_index_of(self, device_index: int) -> int:
+        """Where a non-audio frame's device sample index falls in the stream timeline."""
+        timeline = self._timeline
+        if timeline.stream_next is None or timeline.device_next is None:
+            return device_index
+        delta = protocol.sample_index_delta(timeline.device_next, device_index)
+        return max(0, timeline.stream_next + delta)
 
     def _device_info(self, info: DeviceInfo) -> list[DecodedItem]:
         previous = self._info
@@ -571,6 +594,7 @@ class StreamDecoder:
         timeline.stream_next = chunk.end_index
         self._link.last_audio_time = now
         self._link.seq_lost_since_audio = 0
+        self._link.crc_errors_since_audio = 0
         self._counters.audio_frames += 1
         self._counters.audio_samples += int(samples.size)
         self._rate.add(now, chunk.end_index)
@@ -587,7 +611,11 @@ class StreamDecoder:
         timeline.restart_pending = None
         delta = protocol.sample_index_delta(timeline.device_next, frame.sample_index)
         if restart is None and delta < 0:
-            restart = GAP_DEVICE_RESET  # The index ran backwards: the device started over.
+            # The index ran backwards: the device started over (its DeviceInfo was lost), so
+            # the sequence jump seen on this frame was the restart, not lost frames.
+            restart = GAP_DEVICE_RESET
+            self._counters.lost_frames -= self._link.seq_lost_at_frame
+            self._link.seq_lost_since_audio -= self._link.seq_lost_at_frame
         if restart is None and frame.flags & Flag.STREAM_START and delta != 0:
             restart = GAP_STREAM_RESTART
         if restart == GAP_DEVICE_RESET or (restart is not None and delta < 0):
@@ -601,7 +629,7 @@ class StreamDecoder:
         return expected + delta, Gap(expected, expected + delta, delta, reason, lost_frames)
 
     def _loss_reason(self) -> str:
-        if self._link.crc_errors_since_frame:
+        if self._link.crc_errors_since_audio:
             return GAP_CRC_ERROR
         if self._link.seq_lost_since_audio:
             return GAP_LOST_FRAMES

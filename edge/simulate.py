@@ -473,7 +473,7 @@ class SimulatedTransport(Transport):
         self._sent_samples += whole
         if not self._responder.streaming:
             # Stopped: the device's sample clock runs on, nothing is sent (spec 3, 5.4).
-            self._framer.skip_samples(whole)
+            self._out += b"".join(self._framer.idle(whole))
             return
         for frame in self._framer.audio(block):
             self._emit(frame)

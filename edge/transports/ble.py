@@ -81,6 +81,22 @@ def normalise_allow_list(target: str, allow: Sequence[str]) -> frozenset[str]:
     return allowed
 
 
+def describe_ble_error(target: str, error: BaseException) -> str:
+    """One line saying why the BLE link failed and what to do about it."""
+    detail = " ".join(str(error).split()) or type(error).__name__
+    if isinstance(error, FileNotFoundError | ConnectionRefusedError):
+        return (
+            f"cannot reach the Bluetooth service for {target} ({detail}): start BlueZ "
+            "(sudo systemctl start bluetooth); retrying"
+        )
+    if "adapter" in detail.lower():
+        return (
+            f"no usable Bluetooth adapter for {target} ({detail}): plug one in or unblock "
+            "it (rfkill unblock bluetooth); retrying"
+        )
+    return f"BLE link to {target} failed ({detail}); retrying"
+
+
 def _import_bleak() -> Any:
     try:
         import bleak
@@ -210,8 +226,7 @@ class BleTransport(Transport):
             try:
                 await self._one_session()
             except Exception as error:  # BLE stacks raise many types
-                detail = " ".join(str(error).split()) or type(error).__name__
-                self._report(f"BLE link to {self.target} failed ({detail}); retrying")
+                self._report(describe_ble_error(self.target, error))
             self._connected = False
             if self._stop.is_set():
                 break

@@ -118,6 +118,11 @@ class PcmStreamFramer:
         """Flag the next audio frame STREAM_START (after a START command)."""
         self._stream_start = True
 
+    def idle(self, count: int) -> list[bytes]:
+        """Let ``count`` samples pass while stopped: no audio, Status still once a second."""
+        self.sample_index += count
+        return self._status_if_due(count, streaming=False)
+
     def skip_samples(self, count: int) -> None:
         """Advance the sample index without sending, as when the device loses samples."""
         self.sample_index += count
@@ -133,7 +138,7 @@ class PcmStreamFramer:
         self.sample_index += samples.size
         return frame
 
-    def _status_if_due(self, new_samples: int) -> list[bytes]:
+    def _status_if_due(self, new_samples: int, streaming: bool = True) -> list[bytes]:
         self._since_status += new_samples
         if self._since_status < self.status_interval_s * self.info.sample_rate_hz:
             return []
@@ -143,7 +148,8 @@ class PcmStreamFramer:
         else:
             uptime = self.uptime_us(self.sample_index)
         status = Status(
-            battery_mv=0, battery_pct=Status.BATTERY_UNKNOWN, state_flags=Status.STREAMING,
+            battery_mv=0, battery_pct=Status.BATTERY_UNKNOWN,
+            state_flags=Status.STREAMING if streaming else 0,
             clip_count=0, adc_overruns=0, tx_drops=0, uptime_us=uptime,
         )  # fmt: skip
         return [self._frame(status)]

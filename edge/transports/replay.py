@@ -104,11 +104,15 @@ class ReplayTransport(Transport):
         info = host_device_info(REPLAY_DEVICE_ID, NOMINAL_SAMPLE_RATE_HZ)
         self._framer = PcmStreamFramer(info)
         self._responder = CommandResponder(self._framer)
-        self._serial = SerialTransport(self.pty_path, on_message=on_message)
         self._stop = threading.Event()
         self._writer_done = threading.Event()
         self._ended = False
         self._writer = threading.Thread(target=self._write_file, name="replay-writer", daemon=True)
+        self._serial = SerialTransport(self.pty_path, on_message=on_message)
+        # Open before the first byte is written: opening flushes pending input.
+        if not self._serial.connect():
+            self.close()
+            raise SourceError(f"cannot open the replay pseudo-terminal {self.pty_path}")
         self._writer.start()
 
     def read(self, timeout: float) -> bytes:
@@ -125,7 +129,8 @@ class ReplayTransport(Transport):
     def close(self) -> None:
         """Stop the writer thread and release both pty ends."""
         self._stop.set()
-        self._writer.join(timeout=5.0)
+        if self._writer.is_alive():
+            self._writer.join(timeout=5.0)
         self._serial.close()
         for fd in (self._master, self._slave):
             with contextlib.suppress(OSError):
@@ -151,9 +156,10 @@ class ReplayTransport(Transport):
                     return
                 self._wait_until(started + offset / (NOMINAL_SAMPLE_RATE_HZ * self.speed))
                 block = self.audio[offset : offset + chunk]
-                frames = self._framer.audio(block) if self._responder.streaming else []
-                if not self._responder.streaming:
-                    self._framer.skip_samples(block.size)
+                if self._responder.streaming:
+                    frames = self._framer.audio(block)
+                else:  # Stopped: the device clock runs on, only Status is sent.
+                    frames = self._framer.idle(block.size)
                 for frame in frames:
                     self._send(frame)
             for frame in self._framer.flush():

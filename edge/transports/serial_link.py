@@ -114,6 +114,16 @@ class SerialTransport(Transport):
             self._lost_link(error)
             return b""
 
+    def connect(self) -> bool:
+        """Try to open the port now (instead of on the first read); True when open.
+
+        Opening flushes the OS input buffer, so a host-side writer (replay) must only
+        start after this.
+        """
+        if self._serial is None and not self._closed:
+            self._try_open()
+        return self._serial is not None
+
     def write(self, data: bytes) -> None:
         """Send bytes; dropped while disconnected (the link state says so)."""
         if self._serial is None:
@@ -139,7 +149,9 @@ class SerialTransport(Transport):
 
     def _read_open_port(self, timeout: float) -> bytes:
         port = self._serial
-        port.timeout = max(0.0, timeout)
+        wanted = max(0.0, timeout)
+        if port.timeout != wanted:  # pyserial reconfigures the tty on every change
+            port.timeout = wanted
         # Wait for the first byte, then take whatever else is already buffered, so latency
         # stays at one byte time instead of waiting for a full block.
         first = port.read(1)

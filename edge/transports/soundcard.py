@@ -133,7 +133,7 @@ class SoundCardTransport(Transport):
         if adc_time:
             self._next_adc_time = adc_time + frames / self.sample_rate
         if not self._responder.streaming:
-            self._framer.skip_samples(frames)
+            self._queue.put(b"".join(self._framer.idle(frames)))
             return
         samples = np.asarray(indata, dtype=np.int16).reshape(-1)[:frames]
         self._queue.put(b"".join(self._framer.audio(samples)))

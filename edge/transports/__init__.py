@@ -1,0 +1,1 @@
+"""Transport implementations behind ``edge/transport.py`` (the entry point the CLI uses)."""
