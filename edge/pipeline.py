@@ -94,13 +94,14 @@ class InferenceWorker:
     """Runs the model on closed cycles off the I/O thread and emits cycle + verdict events."""
 
     def __init__(self, model: CycleModel, emit: Emit, simulated: bool, max_pending: int = 32,
-                 on_cycle: Callable[[dict], None] | None = None) -> None:
+                 on_cycle: Callable[[dict], None] | None = None, block: bool = False) -> None:
         self.model = model
         self.emit = emit
         self.simulated = simulated
         self.jobs: queue.Queue[CycleJob | None] = queue.Queue(maxsize=max_pending)
         self.record = RecordState()
         self.dropped = 0
+        self.block = block  # offline replay waits for the model instead of dropping
         self.on_cycle = on_cycle
         self.latencies_ms: deque[float] = deque(maxlen=1000)
         self.thread = threading.Thread(target=self._run, name="inference", daemon=True)
@@ -109,13 +110,13 @@ class InferenceWorker:
     def submit(self, job: CycleJob) -> bool:
         """Queue a cycle; if the model cannot keep up the cycle is dropped and counted."""
         try:
-            self.jobs.put_nowait(job)
+            self.jobs.put(job, block=self.block)
             return True
         except queue.Full:
             self.dropped += 1
             return False
 
-    def close(self, timeout: float = 5.0) -> None:
+    def close(self, timeout: float | None = 5.0) -> None:
         self.jobs.put(None)
         self.thread.join(timeout)
 
@@ -179,7 +180,7 @@ class Pipeline:
 
     def __init__(self, model: CycleModel, emit: Emit, *, simulated: bool, transport: str,
                  mains_hz: float = 0.0, detector: DetectorConfig | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, offline: bool = False) -> None:
         base = model.manifest.feature_config
         self.features = FeatureConfig(**{**base.__dict__,
                                          "filter": FilterConfig(**{**base.filter.__dict__,
@@ -190,7 +191,7 @@ class Pipeline:
         self.transport = transport
         self.detector_config = detector or DetectorConfig()
         self.clock = clock
-        self.worker = InferenceWorker(model, emit, simulated)
+        self.worker = InferenceWorker(model, emit, simulated, block=offline)
         capacity = int(self.detector_config.max_cycle_s * self.features.frames_per_second * 2)
         self.ring = FrameRing(capacity, self.features.n_mels)
         self.extractor: FeatureExtractor | None = None
@@ -358,6 +359,6 @@ class Pipeline:
             return "pause"
         return "inspiration" if norm[-1] >= norm[-4] else "expiration"
 
-    def close(self, timeout: float = 5.0) -> None:
+    def close(self, timeout: float | None = 5.0) -> None:
         """Finish the queued cycles (up to ``timeout`` seconds) and stop the worker."""
         self.worker.close(timeout)

@@ -1,0 +1,124 @@
+"""Streaming evaluation (``steth-stream-eval``): SPRSound test recordings replayed through
+the whole edge pipeline with no annotated boundaries.
+
+Each recording is pushed as 256-sample device chunks into :class:`edge.pipeline.Pipeline`
+(the DSP, the breath-cycle detector, the model and the record rule exactly as on the Pi).
+
+- Record level (tasks 2-1, 2-2): the last streamed ``verdict`` event of the recording; a
+  recording in which no cycle was found gets the rule's verdict for zero cycles (Poor
+  Quality).
+- Event level (tasks 1-1, 1-2), matching rule: each annotated event is given the finding of
+  the detected cycle that overlaps it longest; an event that no detected cycle overlaps is
+  scored as predicted Normal (a miss). The 7-class label is the cycle's subtype, or Normal /
+  Wheeze+Crackle for Normal / Both findings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from edge.decode import AudioChunk
+from edge.features import FeatureConfig
+from edge.infer import CycleModel, ModelError
+from edge.labels import POOR_QUALITY
+from edge.pipeline import Pipeline
+from edge.protocol import DeviceInfo
+from models.datasets import DataError, Recording, default_data_root, load_audio, load_sprsound
+from models.metrics import task_scores, to_task_label
+
+CHUNK = 256
+
+
+def stream_recording(model: CycleModel, rec: Recording) -> list[dict]:
+    """All events the pipeline emits for one recording."""
+    audio, rate = load_audio(rec.audio_path)
+    pcm = np.clip(np.round(audio * 32768.0), -32768, 32767).astype(np.int16)
+    events: list[dict] = []
+    pipe = Pipeline(model, events.append, simulated=False, transport=f"file:{rec.rec_id}",
+                    offline=True)
+    info = DeviceInfo(device_id=0, fw_major=0, fw_minor=0, fw_patch=0, sensor_type=0,
+                      sample_rate_hz=rate, bit_depth=16, gain=1, codec=0, link=0,
+                      frame_samples=CHUNK)
+    pipe.handle(info, 0.0)
+    for start in range(0, pcm.size, CHUNK):
+        pipe.handle(AudioChunk(start, pcm[start:start + CHUNK], rate), start / rate)
+    pipe.close(timeout=None)
+    return events
+
+
+def event_label(cycle: dict) -> str:
+    if cycle["subtype"]:
+        return cycle["subtype"]
+    return {"Normal": "Normal", "Both": "Wheeze+Crackle"}.get(cycle["finding"], "Normal")
+
+
+def score_events(rec: Recording, cycles: list[dict], rate: float) -> list[tuple[str, str]]:
+    pairs = []
+    for event in rec.events:
+        best, best_overlap = None, 0.0
+        for c in cycles:
+            overlap = min(event.end, c["end"] / rate) - max(event.start, c["start"] / rate)
+            if overlap > best_overlap:
+                best, best_overlap = c, overlap
+        pairs.append((event.label, event_label(best) if best else "Normal"))
+    return pairs
+
+
+def evaluate(model: CycleModel, recordings: list[Recording]) -> dict:
+    records: list[tuple[str, str, str]] = []
+    events: list[tuple[str, str, str]] = []
+    n_cycles = 0
+    for rec in recordings:
+        out = stream_recording(model, rec)
+        cycles = [e for e in out if e["type"] == "cycle"]
+        n_cycles += len(cycles)
+        verdicts = [e for e in out if e["type"] == "verdict"]
+        verdict = verdicts[-1]["verdict"] if verdicts else POOR_QUALITY
+        assert rec.record_label is not None
+        records.append((rec.subset or "?", rec.record_label, verdict))
+        events += [(rec.subset or "?", t, p) for t, p in score_events(rec, cycles, 8000.0)]
+    result: dict = {"recordings": len(recordings), "detected_cycles": n_cycles}
+    for subset in ("inter", "intra", "combined"):
+        rs = [r for r in records if subset == "combined" or r[0] == subset]
+        es = [e for e in events if subset == "combined" or e[0] == subset]
+        if not rs:
+            continue
+        result[subset] = {
+            "2-2": task_scores("2-2", [r[1] for r in rs], [r[2] for r in rs]).score,
+            "2-1": task_scores("2-1", [to_task_label("2-1", r[1]) for r in rs],
+                               [to_task_label("2-1", r[2]) for r in rs]).score,
+            "1-2": task_scores("1-2", [e[1] for e in es], [e[2] for e in es]).score,
+            "1-1": task_scores("1-1", [to_task_label("1-1", e[1]) for e in es],
+                               [to_task_label("1-1", e[2]) for e in es]).score,
+        }
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="steth-stream-eval",
+        description="Replay SPRSound test recordings through the whole edge pipeline (no "
+                    "annotated boundaries) and score the streamed findings and verdicts.")
+    parser.add_argument("model", type=Path, help="model file with its manifest")
+    parser.add_argument("--data", type=Path, default=default_data_root())
+    parser.add_argument("--limit", type=int, default=0, help="first N recordings only")
+    args = parser.parse_args(argv)
+    try:
+        model = CycleModel(args.model, expected_feature_hash=FeatureConfig().hash())
+        recordings = load_sprsound(args.data, "test")
+    except (ModelError, DataError) as exc:
+        print(f"steth-stream-eval: {exc}", file=sys.stderr)
+        return 2
+    if args.limit:
+        recordings = recordings[:args.limit]
+    print(json.dumps(evaluate(model, recordings), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
