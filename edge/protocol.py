@@ -640,34 +640,38 @@ class FrameParser:
         """Consume ``data`` and return the events it completes, in stream order."""
         self._buffer += data
         events: list[ParserEvent] = []
+        pos = 0
         while True:
-            event, used = self._next_event()
+            event, used = self._next_event(pos)
             if event is None:
                 break
             events.append(event)
-            del self._buffer[:used]
+            pos += used
+        # One compaction per feed keeps large chunks (file replay) linear in time.
+        del self._buffer[:pos]
         return _merge_skips(events)
 
-    def _next_event(self) -> tuple[ParserEvent | None, int]:
+    def _next_event(self, pos: int) -> tuple[ParserEvent | None, int]:
         buf = self._buffer
-        start = buf.find(SYNC)
+        end = len(buf)
+        start = buf.find(SYNC, pos)
         if start < 0:
             # Keep a trailing first sync byte: its partner may arrive in the next chunk.
-            keep = 1 if buf[-1:] == SYNC[:1] else 0
-            skipped = len(buf) - keep
-            return (Skipped(bytes(buf[:skipped])), skipped) if skipped else (None, 0)
-        if start > 0:
-            return Skipped(bytes(buf[:start])), start
-        if len(buf) < HEADER_SIZE:
+            keep = 1 if end > pos and buf[end - 1] == SYNC[0] else 0
+            skipped = end - pos - keep
+            return (Skipped(bytes(buf[pos : pos + skipped])), skipped) if skipped else (None, 0)
+        if start > pos:
+            return Skipped(bytes(buf[pos:start])), start - pos
+        if end - pos < HEADER_SIZE:
             return None, 0
-        length = int.from_bytes(buf[12:14], "little")
+        length = int.from_bytes(buf[pos + 12 : pos + 14], "little")
         if length > MAX_PAYLOAD:
-            return Skipped(bytes(buf[:1])), 1
+            return Skipped(bytes(buf[pos : pos + 1])), 1
         total = HEADER_SIZE + length + CRC_SIZE
-        if len(buf) < total:
+        if end - pos < total:
             return None, 0
-        candidate = bytes(buf[:total])
-        expected = crc(candidate[:-CRC_SIZE])
+        candidate = bytes(buf[pos : pos + total])
+        expected = crc(memoryview(candidate)[:-CRC_SIZE])
         received = int.from_bytes(candidate[-CRC_SIZE:], "little")
         if expected != received:
             return CrcError(candidate, expected, received), 1
