@@ -203,7 +203,10 @@ class CycleModel:
 
     def predict_windows(self, windows: np.ndarray) -> dict[str, np.ndarray]:
         """Calibrated probabilities per window: findings (n, 2), subtype (n, 7), quality (n,)."""
-        batch = windows[:, None, :, :].astype(np.float32)  # (n, 1, T, M)
+        # Subtracting each window's mean makes the input independent of gain, before the
+        # int8 input quantiser sees it (the network does the same first thing itself).
+        centred = windows - windows.mean(axis=(1, 2), keepdims=True)
+        batch = centred[:, None, :, :].astype(np.float32)  # (n, 1, T, M)
         raw = self.backend.run(batch)
         return {
             "findings": sigmoid(raw["findings"] / self.temperature["findings"]),
