@@ -29,7 +29,8 @@ int check_count;
     X(test_stm32_clock)                 \
     X(test_stm32_clock_hse_timeout)     \
     X(test_stm32_sampling)              \
-    X(test_stm32_usart)                 \
+    X(test_stm32_usart_wired)           \
+    X(test_stm32_usart_ble)             \
     X(test_stm32_pga)
 
 #define DECLARE(name) void name(void);

@@ -7,6 +7,35 @@
 #include "sampler.h"
 #include "stm32f405_regs.h"
 
+/* Registers by their RM0090 addresses, independent of stm32f405_regs.h: a wrong base
+ * address, enable bit or IRQ number in the header fails here. */
+#define HW_RCC_AHB1ENR 0x40023830u
+#define HW_RCC_APB1ENR 0x40023840u
+#define HW_RCC_APB2ENR 0x40023844u
+#define HW_GPIOA 0x40020000u
+#define HW_GPIOB 0x40020400u
+#define HW_GPIOC 0x40020800u
+#define HW_USART2 0x40004400u
+#define HW_USART3 0x40004800u
+#define HW_USART6 0x40011400u
+#define HW_NVIC_ISER 0xE000E100u
+#define GPIO_MODER 0x00u
+#define GPIO_BSRR 0x18u
+#define GPIO_AFRL 0x20u
+#define GPIO_AFRH 0x24u
+#define USART_SR 0x00u
+#define USART_DR 0x04u
+#define USART_BRR 0x08u
+#define USART_CR1 0x0Cu
+#define USART_CR3 0x14u
+
+static uint32_t hw(uintptr_t address) { return *fake_reg(address); }
+
+static bool irq_enabled(uint32_t irqn)
+{
+    return (hw(HW_NVIC_ISER + 4u * (irqn / 32u)) >> (irqn % 32u)) & 1u;
+}
+
 void test_stm32_clock(void)
 {
     fake_regs_reset();
@@ -66,11 +95,14 @@ void test_stm32_sampling(void)
     CHECK_EQ((cr2 >> 24) & 0xFu, 11);          /* EXTSEL = TIM2 TRGO */
     CHECK_EQ((cr2 >> 28) & 3u, 1);             /* rising edge */
     CHECK(!(cr2 & ADC_CR2_SWSTART));
-    CHECK_EQ(ADC1->SQR3 & 0x1Fu, 14);
-    CHECK_EQ((ADC1->SMPR1 >> 12) & 7u, 4);     /* channel 14: 84 cycles */
+    CHECK_EQ(ADC1->SQR3, 4);                   /* one conversion: channel 4 */
+    CHECK_EQ((ADC1->SQR1 >> 20) & 0xFu, 0);    /* sequence length 1 */
+    CHECK_EQ((ADC1->SMPR2 >> 12) & 7u, 4);     /* channel 4: 84 cycles (>= 56) */
     CHECK_EQ((ADC1->CR1 >> 24) & 3u, 0);       /* 12-bit */
     CHECK_EQ((ADC_COMMON->CCR >> 16) & 3u, 1); /* 84 MHz / 4 = 21 MHz */
-    CHECK_EQ((GPIOC->MODER >> 8) & 3u, 3);     /* PC4 analog */
+    CHECK_EQ(hw(HW_GPIOA + GPIO_MODER), 3u << 8); /* PA4 (A0) analog, nothing else */
+    CHECK(hw(HW_RCC_AHB1ENR) & (1u << 0));     /* GPIOAEN */
+    CHECK_EQ(hw(HW_GPIOC + GPIO_MODER), 0);
     CHECK_EQ(DMA2_STREAM0->PAR, (uint32_t)(uintptr_t)&ADC1->DR);
     CHECK_EQ(DMA2_STREAM0->M0AR, (uint32_t)(uintptr_t)&s.buf[0][0]);
     CHECK_EQ(DMA2_STREAM0->NDTR, 2 * SAMPLER_BLOCK);
@@ -110,37 +142,71 @@ void test_stm32_sampling(void)
     CHECK_EQ(stm32_sampling_index_now(&s), 2 * SAMPLER_BLOCK);
 }
 
-void test_stm32_usart(void)
+static void check_link_echo(uintptr_t usart)
+{
+    CHECK(!stm32_usart_try_write(0x41));       /* TXE clear: busy */
+    *fake_reg(usart + USART_SR) = 1u << 7;     /* TXE */
+    CHECK(stm32_usart_try_write(0x41));
+    CHECK_EQ(hw(usart + USART_DR), 0x41);
+    *fake_reg(usart + USART_SR) = 1u << 5;     /* RXNE */
+    *fake_reg(usart + USART_DR) = 0xA5;
+    stm32_usart_irq();
+    *fake_reg(usart + USART_SR) = 1u << 3;     /* ORE alone: the byte is still taken */
+    *fake_reg(usart + USART_DR) = 0x5A;
+    stm32_usart_irq();
+    *fake_reg(usart + USART_SR) = 0;           /* spurious: nothing read */
+    *fake_reg(usart + USART_DR) = 0xEE;
+    stm32_usart_irq();
+    uint8_t got[4] = {0};
+    CHECK_EQ(stm32_usart_read(got, sizeof got), 2);
+    CHECK(got[0] == 0xA5 && got[1] == 0x5A);
+    CHECK_EQ(stm32_usart_read(got, sizeof got), 0);
+}
+
+void test_stm32_usart_wired(void)
 {
     fake_regs_reset();
-    uint32_t brr = stm32_usart2_init(921600, false);
-    CHECK_EQ(brr, 46);                         /* 42 MHz / 921600 = 45.57 */
-    CHECK_EQ(USART2->BRR, 46);
-    CHECK(42000000u / brr > 913000u && 42000000u / brr < 914000u); /* -0.93 % */
-    CHECK_EQ(USART2->CR1, USART_CR1_UE | USART_CR1_TE | USART_CR1_RE | USART_CR1_RXNEIE);
-    CHECK_EQ(USART2->CR3, 0);
-    CHECK_EQ((GPIOA->MODER >> 4) & 0xFu, 0xA); /* PA2, PA3 alternate */
-    CHECK_EQ((GPIOA->AFR[0] >> 8) & 0xFFu, 0x77);
-    CHECK(*fake_reg(0xE000E104u) & (1u << (IRQN_USART2 - 32u)));
-    CHECK(!stm32_usart2_try_write(0x41));      /* TXE clear: busy */
-    USART2->SR = USART_SR_TXE;
-    CHECK(stm32_usart2_try_write(0x41));
-    CHECK_EQ(USART2->DR, 0x41);
-    USART2->SR = USART_SR_RXNE;
-    USART2->DR = 0xA5;
-    stm32_usart2_irq();
-    USART2->DR = 0x5A;
-    stm32_usart2_irq();
-    uint8_t got[4] = {0};
-    CHECK_EQ(stm32_usart2_read(got, sizeof got), 2);
-    CHECK(got[0] == 0xA5 && got[1] == 0x5A);
-    CHECK_EQ(stm32_usart2_read(got, sizeof got), 0);
+    uint32_t brr = stm32_usart_init(STM32_LINK_WIRED, BOARD_UART_BAUD_WIRED);
+    CHECK_EQ(brr, 91);                          /* APB2 84 MHz / 921600 = 91.15 */
+    CHECK_EQ(hw(HW_USART6 + USART_BRR), 91);
+    CHECK(84000000u / brr > 922000u && 84000000u / brr < 924000u); /* +0.16 % */
+    CHECK_EQ(hw(HW_USART6 + USART_CR1), (1u << 13) | (1u << 5) | (1u << 3) | (1u << 2));
+    CHECK_EQ(hw(HW_USART6 + USART_CR3), 0);    /* J2's CTS/RTS are not wired */
+    CHECK(hw(HW_RCC_APB2ENR) & (1u << 5));     /* USART6EN */
+    CHECK(hw(HW_RCC_AHB1ENR) & (1u << 2));     /* GPIOCEN */
+    CHECK_EQ(hw(HW_RCC_APB1ENR), 0);           /* no USART2/USART3 clock */
+    CHECK_EQ(hw(HW_GPIOC + GPIO_MODER), 0xAu << 12);  /* PC6, PC7 alternate, rest untouched */
+    CHECK_EQ(hw(HW_GPIOC + GPIO_AFRL), 0x88u << 24);  /* AF8 */
+    CHECK_EQ(hw(HW_GPIOA + GPIO_MODER) | hw(HW_GPIOB + GPIO_MODER), 0);
+    CHECK(irq_enabled(71));                     /* USART6 */
+    CHECK(!irq_enabled(38) && !irq_enabled(39));
+    CHECK_EQ(NVIC_IPR[71], 2u << 4);           /* priority 2 */
+    CHECK_EQ(hw(HW_USART2 + USART_CR1) | hw(HW_USART3 + USART_CR1), 0);
+    check_link_echo(HW_USART6);
+}
 
+void test_stm32_usart_ble(void)
+{
     fake_regs_reset();
-    CHECK_EQ(stm32_usart2_init(460800, true), 91); /* 42 MHz / 460800 = 91.1 */
-    CHECK_EQ(USART2->CR3, USART_CR3_RTSE | USART_CR3_CTSE);
-    CHECK_EQ(GPIOA->MODER & 0xFFu, 0xAA);      /* PA0..PA3 alternate */
-    CHECK_EQ(GPIOA->AFR[0] & 0xFFFFu, 0x7777);
+    uint32_t brr = stm32_usart_init(STM32_LINK_BLE, BOARD_UART_BAUD_BLE);
+    CHECK_EQ(brr, 91);                          /* APB1 42 MHz / 460800 = 91.15 */
+    CHECK_EQ(hw(HW_USART3 + USART_BRR), 91);
+    CHECK(42000000u / brr > 461000u && 42000000u / brr < 462000u); /* +0.16 % */
+    CHECK_EQ(hw(HW_USART3 + USART_CR1), (1u << 13) | (1u << 5) | (1u << 3) | (1u << 2));
+    CHECK_EQ(hw(HW_USART3 + USART_CR3), (1u << 8) | (1u << 9)); /* RTSE | CTSE */
+    CHECK(hw(HW_RCC_APB1ENR) & (1u << 18));    /* USART3EN */
+    CHECK(!(hw(HW_RCC_APB1ENR) & (1u << 17))); /* not USART2 */
+    CHECK(hw(HW_RCC_AHB1ENR) & (1u << 1));     /* GPIOBEN */
+    CHECK_EQ(hw(HW_RCC_APB2ENR), 0);
+    /* PB10 TX, PB11 RX, PB13 CTS, PB14 RTS alternate (AF7); PB12 and PB15 untouched. */
+    CHECK_EQ(hw(HW_GPIOB + GPIO_MODER), 0x28A00000u);
+    CHECK_EQ(hw(HW_GPIOB + GPIO_AFRH), 0x07707700u);
+    CHECK_EQ(hw(HW_GPIOB + GPIO_AFRL), 0);
+    CHECK_EQ(hw(HW_GPIOA + GPIO_MODER) | hw(HW_GPIOC + GPIO_MODER), 0);
+    CHECK(irq_enabled(39));                     /* USART3 */
+    CHECK(!irq_enabled(38) && !irq_enabled(71));
+    CHECK_EQ(hw(HW_USART2 + USART_CR1) | hw(HW_USART6 + USART_CR1), 0);
+    check_link_echo(HW_USART3);
 }
 
 void test_stm32_pga(void)
@@ -151,11 +217,17 @@ void test_stm32_pga(void)
     CHECK(cr1 & SPI_CR1_MSTR && cr1 & SPI_CR1_SPE && cr1 & SPI_CR1_SSM && cr1 & SPI_CR1_SSI);
     CHECK_EQ(cr1 & (SPI_CR1_CPOL | SPI_CR1_CPHA), 0); /* mode 0,0 */
     CHECK_EQ((cr1 >> 3) & 7u, 3);                      /* 84 MHz / 16 = 5.25 MHz */
-    CHECK_EQ((GPIOA->MODER >> 8) & 3u, 1);            /* PA4 CS output */
-    CHECK_EQ((GPIOA->MODER >> 10) & 3u, 2);           /* PA5 SCK AF */
-    CHECK_EQ((GPIOA->MODER >> 14) & 3u, 2);           /* PA7 MOSI AF */
-    CHECK_EQ((GPIOA->AFR[0] >> 20) & 0xFu, 5);
-    CHECK_EQ((GPIOA->AFR[0] >> 28) & 0xFu, 5);
+    CHECK(hw(HW_RCC_APB2ENR) & (1u << 12));           /* SPI1EN */
+    CHECK((hw(HW_RCC_AHB1ENR) & 5u) == 5u);           /* GPIOA, GPIOC */
+    /* PA5 SCK, PA7 MOSI alternate (AF5); PA15 (flash CS) output; PA4 left for the ADC. */
+    CHECK_EQ(hw(HW_GPIOA + GPIO_MODER), (2u << 10) | (2u << 14) | (1u << 30));
+    CHECK_EQ(hw(HW_GPIOA + GPIO_AFRL), (5u << 20) | (5u << 28));
+    CHECK_EQ(hw(HW_GPIOA + GPIO_AFRH), 0);            /* PA15 leaves JTDI (AF0) */
+    CHECK_EQ(hw(HW_GPIOA + GPIO_BSRR), 1u << 15);     /* flash CS driven high */
+    CHECK_EQ(hw(HW_GPIOC + GPIO_MODER), 1u << 4);     /* PC2 (D12) PGA CS output */
+    CHECK_EQ(hw(HW_GPIOC + GPIO_BSRR), 1u << 2);      /* deselected */
+    /* The flash's own SPI1 pins PB3-PB5 stay unconfigured. */
+    CHECK_EQ(hw(HW_GPIOB + GPIO_MODER) | hw(HW_GPIOB + GPIO_AFRL), 0);
     const uint8_t gains[8] = {1, 2, 4, 5, 8, 10, 16, 32};
     for (uint8_t code = 0; code < 8; code++) {
         uint8_t cmd[2];
@@ -168,9 +240,10 @@ void test_stm32_pga(void)
     SPI1->SR = SPI_SR_TXE; /* idle, ready */
     CHECK(stm32_pga_set_gain(16));
     CHECK_EQ(SPI1->DR, 6);                             /* last byte: code for x16 */
-    CHECK_EQ(GPIOA->BSRR, 1u << 4);                    /* CS released */
+    CHECK_EQ(hw(HW_GPIOC + GPIO_BSRR), 1u << 2);       /* CS released */
+    CHECK_EQ(hw(HW_GPIOA + GPIO_BSRR), 1u << 15);      /* flash CS never touched */
     CHECK(!stm32_pga_set_gain(3));
     SPI1->SR = SPI_SR_BSY;                             /* a stuck bus times out */
     CHECK(!stm32_pga_set_gain(2));
-    CHECK_EQ(GPIOA->BSRR, 1u << 4);                    /* and still releases CS */
+    CHECK_EQ(hw(HW_GPIOC + GPIO_BSRR), 1u << 2);       /* and still releases CS */
 }

@@ -24,12 +24,16 @@ WEAK_HANDLER(PendSV_Handler);
 WEAK_HANDLER(SysTick_Handler);
 WEAK_HANDLER(TIM2_IRQHandler);
 WEAK_HANDLER(USART2_IRQHandler);
+WEAK_HANDLER(USART3_IRQHandler);
 WEAK_HANDLER(DMA2_Stream0_IRQHandler);
+WEAK_HANDLER(USART6_IRQHandler);
 
 #define N_IRQ 82
 #define IRQ_TIM2 28
 #define IRQ_USART2 38
+#define IRQ_USART3 39
 #define IRQ_DMA2_STREAM0 56
+#define IRQ_USART6 71
 
 typedef void (*vector_t)(void);
 
@@ -46,7 +50,9 @@ __attribute__((section(".isr_vector"), used)) static const vector_t vectors[16 +
     [15] = SysTick_Handler,
     [16 + IRQ_TIM2] = TIM2_IRQHandler,
     [16 + IRQ_USART2] = USART2_IRQHandler,
+    [16 + IRQ_USART3] = USART3_IRQHandler,
     [16 + IRQ_DMA2_STREAM0] = DMA2_Stream0_IRQHandler,
+    [16 + IRQ_USART6] = USART6_IRQHandler,
 };
 
 void Reset_Handler(void)

@@ -1,5 +1,5 @@
 /* Adafruit Feather STM32F405 Express: clocks and pin use of this firmware.
- * Pins follow docs/ and interfaces.md (USART2, SPI1, ADC1); see firmware/README.md. */
+ * Pins follow hardware/wiring.md; see firmware/README.md. */
 #ifndef BOARD_H
 #define BOARD_H
 
@@ -15,15 +15,31 @@
 #define BOARD_PLL_P_DIV2 0u
 #define BOARD_PLL_Q 7u
 
-#define BOARD_ADC_CHANNEL 14u /* PC4 = Feather A4: piezo front-end output, biased at 1.65 V */
-#define BOARD_ADC_PIN 4u      /* on GPIOC */
-#define BOARD_UART_TX_PIN 2u  /* PA2 USART2_TX (AF7) */
-#define BOARD_UART_RX_PIN 3u  /* PA3 USART2_RX (AF7) */
-#define BOARD_UART_CTS_PIN 0u /* PA0 USART2_CTS (AF7), BLE build only */
-#define BOARD_UART_RTS_PIN 1u /* PA1 USART2_RTS (AF7), BLE build only */
-#define BOARD_PGA_CS_PIN 4u   /* PA4: MCP6S21 chip select (GPIO, active low) */
-#define BOARD_PGA_SCK_PIN 5u  /* PA5 SPI1_SCK (AF5) */
-#define BOARD_PGA_MOSI_PIN 7u /* PA7 SPI1_MOSI (AF5); the MCP6S21 has no data output */
+/* Pins are those of hardware/wiring.md. The Feather does not break out PA0-PA2 and uses PA3
+ * for its battery monitor, so USART2 (interfaces.md, and the QEMU port) cannot be wired:
+ * the wired link is USART6 on D6/D5, the BLE module USART3 on TX/RX with RTS/CTS. */
+#define BOARD_ADC_CHANNEL 4u /* ADC1_IN4 = PA4 = Feather A0: front-end output, 1.65 V bias */
+#define BOARD_ADC_PIN 4u     /* on GPIOA */
+
+/* Wired link: USART6 (APB2) to the FT232R on J2, no flow control (J2 CTS/RTS unused). */
+#define BOARD_WIRED_TX_PIN 6u /* PC6 = D6, USART6_TX */
+#define BOARD_WIRED_RX_PIN 7u /* PC7 = D5, USART6_RX */
+#define BOARD_WIRED_AF 8u
+
+/* BLE link: USART3 (APB1) to the MDBT42Q, hardware flow control. */
+#define BOARD_BLE_TX_PIN 10u  /* PB10 = TX, USART3_TX -> module RXD */
+#define BOARD_BLE_RX_PIN 11u  /* PB11 = RX, USART3_RX <- module TXD */
+#define BOARD_BLE_CTS_PIN 13u /* PB13 = SCK, USART3_CTS <- module RTS */
+#define BOARD_BLE_RTS_PIN 14u /* PB14 = MISO, USART3_RTS -> module CTS */
+#define BOARD_BLE_AF 7u
+
+/* MCP6S21 PGA on SPI1 (AF5). SPI1 is shared with the on-board SPI flash (PB3-PB5, left
+ * unconfigured): its CS must stay high or the flash would drive the bus. */
+#define BOARD_PGA_SCK_PIN 5u  /* PA5 = A1, SPI1_SCK */
+#define BOARD_PGA_MOSI_PIN 7u /* PA7 = A3, SPI1_MOSI; the MCP6S21 has no data output */
+#define BOARD_PGA_SPI_AF 5u
+#define BOARD_PGA_CS_PIN 2u    /* PC2 = D12: MCP6S21 chip select (GPIO, active low) */
+#define BOARD_FLASH_CS_PIN 15u /* PA15: on-board SPI flash chip select, held high */
 
 #define BOARD_UART_BAUD_WIRED 921600u /* FT232R through the USB isolator */
 #define BOARD_UART_BAUD_BLE 460800u   /* MDBT42Q running ble_app_uart, RTS/CTS */

@@ -6,21 +6,18 @@
 
 static const uint8_t gains[8] = {1, 2, 4, 5, 8, 10, 16, 32}; /* gain register codes 0..7 */
 
-static void pin_mode(uint32_t pin, uint32_t mode, uint32_t af)
-{
-    GPIOA->MODER = (GPIOA->MODER & ~(3u << (2u * pin))) | (mode << (2u * pin));
-    GPIOA->AFR[pin / 8u] = (GPIOA->AFR[pin / 8u] & ~(0xFu << (4u * (pin % 8u)))) |
-                           (af << (4u * (pin % 8u)));
-}
-
 void stm32_pga_init(void)
 {
-    RCC->AHB1ENR |= RCC_AHB1ENR_GPIOA;
+    RCC->AHB1ENR |= RCC_AHB1ENR_GPIOA | RCC_AHB1ENR_GPIOC;
     RCC->APB2ENR |= RCC_APB2ENR_SPI1;
-    GPIOA->BSRR = 1u << BOARD_PGA_CS_PIN; /* deselected before it becomes an output */
-    pin_mode(BOARD_PGA_CS_PIN, 1u, 0u);
-    pin_mode(BOARD_PGA_SCK_PIN, 2u, 5u);
-    pin_mode(BOARD_PGA_MOSI_PIN, 2u, 5u);
+    /* The SPI flash on SPI1 (PB3-PB5) must never answer: its CS is driven high before the
+     * bus clocks. PA15 leaves its reset function (JTDI, SWD is unaffected). */
+    GPIOA->BSRR = 1u << BOARD_FLASH_CS_PIN;
+    gpio_configure(GPIOA, BOARD_FLASH_CS_PIN, GPIO_MODE_OUTPUT, 0u);
+    GPIOC->BSRR = 1u << BOARD_PGA_CS_PIN; /* deselected before it becomes an output */
+    gpio_configure(GPIOC, BOARD_PGA_CS_PIN, GPIO_MODE_OUTPUT, 0u);
+    gpio_configure(GPIOA, BOARD_PGA_SCK_PIN, GPIO_MODE_AF, BOARD_PGA_SPI_AF);
+    gpio_configure(GPIOA, BOARD_PGA_MOSI_PIN, GPIO_MODE_AF, BOARD_PGA_SPI_AF);
     /* Mode 0,0, 8-bit, 84 MHz / 16 = 5.25 MHz (MCP6S21 max 10 MHz), software NSS. */
     SPI1->CR1 = SPI_CR1_MSTR | SPI_CR1_BR_DIV16 | SPI_CR1_SSM | SPI_CR1_SSI;
     SPI1->CR1 |= SPI_CR1_SPE;
@@ -54,7 +51,7 @@ bool stm32_pga_set_gain(uint8_t gain)
     if (!stm32_pga_command(gain, cmd)) {
         return false;
     }
-    GPIOA->BSRR = 1u << (BOARD_PGA_CS_PIN + 16u); /* CS low */
+    GPIOC->BSRR = 1u << (BOARD_PGA_CS_PIN + 16u); /* CS low */
     bool ok = true;
     for (int i = 0; i < 2 && ok; i++) {
         ok = wait_spi(SPI_SR_TXE, SPI_SR_TXE);
@@ -63,6 +60,6 @@ bool stm32_pga_set_gain(uint8_t gain)
         }
     }
     ok = ok && wait_spi(SPI_SR_TXE, SPI_SR_TXE) && wait_spi(SPI_SR_BSY, 0);
-    GPIOA->BSRR = 1u << BOARD_PGA_CS_PIN; /* CS high latches the new gain */
+    GPIOC->BSRR = 1u << BOARD_PGA_CS_PIN; /* CS high latches the new gain */
     return ok;
 }

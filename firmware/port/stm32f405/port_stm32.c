@@ -1,6 +1,7 @@
 /* Adafruit Feather STM32F405 Express port: wires the register-level drivers to port.h.
- * Wired build: USART2 921600 to the FT232R, PCM16. BLE build (-DBOARD_LINK_BLE): USART2
- * 460800 with RTS/CTS to the MDBT42Q, IMA-ADPCM paced to the radio budget. */
+ * Wired build: USART6 (D6/D5) 921600 to the FT232R, PCM16. BLE build (-DBOARD_LINK_BLE):
+ * USART3 (TX/RX, RTS/CTS on MISO/SCK) 460800 to the MDBT42Q, IMA-ADPCM paced to the radio
+ * budget. */
 #include "app.h"
 #include "board.h"
 #include "cortexm.h"
@@ -10,14 +11,19 @@
 #include "stm32f405_regs.h"
 
 void DMA2_Stream0_IRQHandler(void);
-void USART2_IRQHandler(void);
-
 void DMA2_Stream0_IRQHandler(void) { (void)stm32_sampling_irq(app_sampler(), stm32_time_us()); }
-void USART2_IRQHandler(void) { stm32_usart2_irq(); }
+
+#ifdef BOARD_LINK_BLE
+void USART3_IRQHandler(void);
+void USART3_IRQHandler(void) { stm32_usart_irq(); }
+#else
+void USART6_IRQHandler(void);
+void USART6_IRQHandler(void) { stm32_usart_irq(); }
+#endif
 
 uint32_t port_time_us(void) { return stm32_time_us(); }
-bool port_uart_try_write(uint8_t byte) { return stm32_usart2_try_write(byte); }
-size_t port_uart_read(uint8_t *buf, size_t cap) { return stm32_usart2_read(buf, cap); }
+bool port_uart_try_write(uint8_t byte) { return stm32_usart_try_write(byte); }
+size_t port_uart_read(uint8_t *buf, size_t cap) { return stm32_usart_read(buf, cap); }
 
 uint32_t port_sample_index_now(void)
 {
@@ -48,11 +54,11 @@ int main(void)
     }
     stm32_time_init();
 #ifdef BOARD_LINK_BLE
-    (void)stm32_usart2_init(BOARD_UART_BAUD_BLE, true);
+    (void)stm32_usart_init(STM32_LINK_BLE, BOARD_UART_BAUD_BLE);
     const app_config_t config = {.link = PROTO_LINK_BLE, .codec = PROTO_CODEC_ADPCM,
                                  .gain = 8, .pace_bytes_per_s = BOARD_BLE_PACE_BYTES_PER_S};
 #else
-    (void)stm32_usart2_init(BOARD_UART_BAUD_WIRED, false);
+    (void)stm32_usart_init(STM32_LINK_WIRED, BOARD_UART_BAUD_WIRED);
     const app_config_t config = {.link = PROTO_LINK_UART, .codec = PROTO_CODEC_PCM16,
                                  .gain = 8, .pace_bytes_per_s = 0};
 #endif

@@ -3,19 +3,22 @@
 #include "stm32f405_regs.h"
 
 #define DMA_TRANSFERS (2u * SAMPLER_BLOCK)
+_Static_assert(BOARD_ADC_CHANNEL <= 9u, "SMPR2 holds the sample times of channels 0-9");
 
 void stm32_sampling_init(sampler_t *sampler)
 {
-    RCC->AHB1ENR |= RCC_AHB1ENR_GPIOC | RCC_AHB1ENR_DMA2;
+    RCC->AHB1ENR |= RCC_AHB1ENR_GPIOA | RCC_AHB1ENR_DMA2;
     RCC->APB2ENR |= RCC_APB2ENR_ADC1;
     RCC->APB1ENR |= RCC_APB1ENR_TIM2;
 
-    GPIOC->MODER |= 3u << (2u * BOARD_ADC_PIN); /* analog mode */
+    gpio_configure(GPIOA, BOARD_ADC_PIN, GPIO_MODE_ANALOG, 0u);
 
-    /* ADC1: 12-bit, 21 MHz ADC clock, one conversion of channel 14 per TIM2 TRGO edge. */
+    /* ADC1: 12-bit, 21 MHz ADC clock, one conversion of channel 4 per TIM2 TRGO edge. */
     ADC_COMMON->CCR = ADC_CCR_ADCPRE_DIV4;
     ADC1->CR1 = 0;
-    ADC1->SMPR1 = 4u << (3u * (BOARD_ADC_CHANNEL - 10u)); /* 84 cycles: high-Z source */
+    /* 84 cycles: frontend.md asks >= 56 for the R13/C15 source at A0. */
+    ADC1->SMPR1 = 0;
+    ADC1->SMPR2 = 4u << (3u * BOARD_ADC_CHANNEL);
     ADC1->SQR1 = 0;
     ADC1->SQR3 = BOARD_ADC_CHANNEL;
     ADC1->CR2 = ADC_CR2_ADON | ADC_CR2_DMA | ADC_CR2_DDS | ADC_CR2_EXTSEL_TIM2_TRGO |

@@ -58,6 +58,7 @@ typedef struct {
 #define FLASH_IF ((flash_t *)STM32_PERIPH(0x40023C00u))
 #define PWR ((pwr_t *)STM32_PERIPH(0x40007000u))
 #define GPIOA ((gpio_t *)STM32_PERIPH(0x40020000u))
+#define GPIOB ((gpio_t *)STM32_PERIPH(0x40020400u))
 #define GPIOC ((gpio_t *)STM32_PERIPH(0x40020800u))
 #define TIM2 ((tim_t *)STM32_PERIPH(0x40000000u))
 #define TIM5 ((tim_t *)STM32_PERIPH(0x40000C00u))
@@ -65,7 +66,9 @@ typedef struct {
 #define ADC_COMMON ((adc_common_t *)STM32_PERIPH(0x40012300u))
 #define DMA2 ((dma_t *)STM32_PERIPH(0x40026400u))
 #define DMA2_STREAM0 ((dma_stream_t *)STM32_PERIPH(0x40026410u))
-#define USART2 ((usart_t *)STM32_PERIPH(0x40004400u))
+#define USART2 ((usart_t *)STM32_PERIPH(0x40004400u)) /* QEMU port only */
+#define USART3 ((usart_t *)STM32_PERIPH(0x40004800u))
+#define USART6 ((usart_t *)STM32_PERIPH(0x40011400u))
 #define SPI1 ((spi_t *)STM32_PERIPH(0x40013000u))
 #define SYSTICK ((systick_t *)STM32_PERIPH(0xE000E010u))
 #define NVIC_ISER ((reg32_t *)STM32_PERIPH(0xE000E100u))
@@ -85,12 +88,14 @@ typedef struct {
 #define RCC_CFGR_PPRE1_DIV4 (5u << 10)
 #define RCC_CFGR_PPRE2_DIV2 (4u << 13)
 #define RCC_AHB1ENR_GPIOA (1u << 0)
+#define RCC_AHB1ENR_GPIOB (1u << 1)
 #define RCC_AHB1ENR_GPIOC (1u << 2)
 #define RCC_AHB1ENR_DMA2 (1u << 22)
 #define RCC_APB1ENR_TIM2 (1u << 0)
 #define RCC_APB1ENR_TIM5 (1u << 3)
-#define RCC_APB1ENR_USART2 (1u << 17)
+#define RCC_APB1ENR_USART3 (1u << 18)
 #define RCC_APB1ENR_PWR (1u << 28)
+#define RCC_APB2ENR_USART6 (1u << 5)
 #define RCC_APB2ENR_ADC1 (1u << 8)
 #define RCC_APB2ENR_SPI1 (1u << 12)
 /* FLASH / PWR */
@@ -151,10 +156,25 @@ typedef struct {
 #define SYSTICK_CTRL_TICKINT (1u << 1)
 #define SYSTICK_CTRL_CLKSOURCE_CPU (1u << 2)
 
-/* NVIC interrupt numbers */
+/* GPIO MODER values */
+#define GPIO_MODE_OUTPUT 1u
+#define GPIO_MODE_AF 2u
+#define GPIO_MODE_ANALOG 3u
+
+/* NVIC interrupt numbers (RM0090 table 61) */
 #define IRQN_TIM2 28u
-#define IRQN_USART2 38u
+#define IRQN_USART2 38u /* QEMU port only */
+#define IRQN_USART3 39u
 #define IRQN_DMA2_STREAM0 56u
+#define IRQN_USART6 71u
+
+/* Mode (and, for GPIO_MODE_AF, alternate function) of one pin; other pins untouched. */
+static inline void gpio_configure(gpio_t *gpio, uint32_t pin, uint32_t mode, uint32_t af)
+{
+    uint32_t afr_shift = 4u * (pin % 8u);
+    gpio->AFR[pin / 8u] = (gpio->AFR[pin / 8u] & ~(0xFu << afr_shift)) | (af << afr_shift);
+    gpio->MODER = (gpio->MODER & ~(3u << (2u * pin))) | (mode << (2u * pin));
+}
 
 static inline void nvic_enable(uint32_t irqn, uint8_t priority)
 {
