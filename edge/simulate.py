@@ -31,7 +31,7 @@ from edge.transports.framing import CommandResponder, PcmStreamFramer, host_devi
 
 SIM_SAMPLE_RATE = 8000
 
-CRACKLE_MIN_S, CRACKLE_MAX_S = 0.005, 0.015
+CRACKLE_MIN_S, CRACKLE_MAX_S = 0.004, 0.010  # fine crackles: two-cycle duration < 10 ms
 WHEEZE_MIN_S, WHEEZE_MAX_S = 0.15, 0.6
 WHEEZE_MIN_HZ, WHEEZE_MAX_HZ = 100.0, 1000.0
 
@@ -166,10 +166,12 @@ class PatientSynth:
 
     def _add_crackles(self, audio: np.ndarray, insp_len: int, start: int) -> list[InjectedEvent]:
         fs = self.config.sample_rate
-        count = int(self._rng.integers(3, 9))
+        # Fine crackles come in numbers (often 10-30 per inspiration in fibrosis or
+        # heart failure); a handful of isolated clicks is not what a clinician calls crackles.
+        count = int(self._rng.integers(15, 31))
         max_len = int(CRACKLE_MAX_S * fs)
-        # Fine crackles cluster in mid-to-late inspiration.
-        earliest = int(0.3 * insp_len)
+        # Fine crackles sit mostly in mid-to-late inspiration.
+        earliest = int(0.2 * insp_len)
         latest = max(earliest + 1, insp_len - max_len)
         positions = np.sort(self._rng.integers(earliest, latest, count))
         events: list[InjectedEvent] = []
@@ -178,8 +180,8 @@ class PatientSynth:
             if position <= last_end:
                 continue  # Keep crackles separate so each ground-truth entry is one transient.
             duration = self._rng.uniform(CRACKLE_MIN_S, CRACKLE_MAX_S)
-            freq = self._rng.uniform(250.0, 700.0)
-            burst = crackle_waveform(duration, freq, fs, amplitude=self._rng.uniform(3000, 6000))
+            freq = self._rng.uniform(500.0, 1000.0)
+            burst = crackle_waveform(duration, freq, fs, amplitude=self._rng.uniform(4000, 8000))
             pos = int(position)
             audio[pos : pos + burst.size] += burst
             last_end = pos + burst.size
