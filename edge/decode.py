@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -384,32 +384,14 @@ class StreamDecoder:
 
     def stats(self) -> LinkStats:
         """A snapshot of the link statistics."""
-        c = self._counters
         status = self._device_status
+        # Every counter has a LinkStats field of the same name, so none can be forgotten.
         return LinkStats(
-            bytes=c.bytes,
-            frames=c.frames,
-            crc_errors=c.crc_errors,
-            gaps=c.gaps,
-            resyncs=c.resyncs,
-            skipped_bytes=c.skipped_bytes,
+            **asdict(self._counters),
             measured_rate_hz=self._rate.rate(),
             nominal_rate_hz=None if self._info is None else self._info.sample_rate_hz,
             last_frame_monotonic=self._link.last_frame_time,
-            decoded_bytes=c.decoded_bytes,
-            dropped_bytes=c.dropped_bytes,
             pending_bytes=self._parser.pending,
-            audio_frames=c.audio_frames,
-            audio_samples=c.audio_samples,
-            lost_samples=c.lost_samples,
-            lost_frames=c.lost_frames,
-            device_resets=c.device_resets,
-            rate_changes=c.rate_changes,
-            duplicate_frames=c.duplicate_frames,
-            malformed_frames=c.malformed_frames,
-            unknown_frames=c.unknown_frames,
-            version_errors=c.version_errors,
-            untrusted_audio_frames=c.untrusted_audio_frames,
             last_audio_monotonic=self._link.last_audio_time,
             started_monotonic=self.start_monotonic,
             device_info=self._info,
