@@ -14,14 +14,13 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from edge import events as ev
 from edge.decode import AudioChunk, Gap, LinkStats
-from edge.features import FeatureConfig, FeatureExtractor, pcm16_to_float
-from edge.filter import FilterConfig
+from edge.features import FeatureExtractor, pcm16_to_float
 from edge.infer import MIN_CYCLE_FRAMES, CycleModel
 from edge.labels import CycleFinding, record_verdict
 from edge.protocol import DeviceInfo
@@ -47,11 +46,11 @@ class FrameRing:
         self.count = 0  # frames written since the last reset
 
     def append(self, frames: np.ndarray, clipped: int, power: float) -> None:
-        for i, frame in enumerate(frames):
-            slot = (self.count + i) % self.capacity
-            self.frames[slot] = frame
-            self.clipped[slot] = clipped if i == 0 else 0  # count a chunk's clips once
-            self.power[slot] = power
+        slots = (self.count + np.arange(frames.shape[0])) % self.capacity
+        self.frames[slots] = frames
+        self.clipped[slots] = 0
+        self.clipped[slots[0]] = clipped  # count a chunk's clips once
+        self.power[slots] = power
         self.count += frames.shape[0]
 
     def holds(self, first: int, last: int) -> bool:
@@ -182,9 +181,7 @@ class Pipeline:
                  mains_hz: float = 0.0, detector: DetectorConfig | None = None,
                  clock: Callable[[], float] = time.time, offline: bool = False) -> None:
         base = model.manifest.feature_config
-        self.features = FeatureConfig(**{**base.__dict__,
-                                         "filter": FilterConfig(**{**base.filter.__dict__,
-                                                                   "mains_hz": mains_hz})})
+        self.features = replace(base, filter=replace(base.filter, mains_hz=mains_hz))
         self.model = model
         self.emit = emit
         self.simulated = simulated
@@ -206,9 +203,7 @@ class Pipeline:
         self.stale = False
         self.last_audio_monotonic: float | None = None
         self.last_level = self.last_link = 0.0
-        self.level_window: deque[float] = deque(maxlen=int(8000 * LEVEL_EVERY_S * 4))
-        self.recent_power: deque[float] = deque(maxlen=64)
-        self.hello_sent = False
+        self.chunk_power: deque[float] = deque(maxlen=32)  # mean square of recent chunks
         self.last_index: int | None = None
         self.on_filtered: Callable[[np.ndarray], None] | None = None
 
@@ -238,7 +233,6 @@ class Pipeline:
             model_hash=manifest.weights_sha256, calibrated=manifest.calibrated,
             transport=self.transport, simulated=self.simulated,
             backend=manifest.data["format"], clock_synchronised=None))
-        self.hello_sent = True
 
     def _restart_segment(self) -> None:
         self.extractor = FeatureExtractor(self.rate, self.features) if self.rate else None
@@ -275,7 +269,7 @@ class Pipeline:
         clipped = int(np.count_nonzero(np.abs(samples.astype(np.int32)) >= CLIP_LEVEL))
         audio = pcm16_to_float(samples)
         power = float(np.mean(audio ** 2)) if audio.size else 0.0
-        self.level_window.extend(audio[:: max(1, audio.size // 64)].tolist())
+        self.chunk_power.append(power)
         filtered = self.extractor.filters.process(audio)
         if self.on_filtered is not None:
             self.on_filtered(filtered)  # e.g. headphones; must not block
@@ -323,7 +317,7 @@ class Pipeline:
             self.stale = True
             self.emit(ev.make_stale(state="stale", silent_s=silent, last_index=self.last_index,
                                     simulated=self.simulated))
-        if now - self.last_level >= LEVEL_EVERY_S and self.level_window and not self.stale:
+        if now - self.last_level >= LEVEL_EVERY_S and self.chunk_power and not self.stale:
             self.last_level = now
             self.emit(self._level_event())
         if stats is not None and now - self.last_link >= LINK_EVERY_S:
@@ -338,8 +332,7 @@ class Pipeline:
                 skipped_bytes=stats.skipped_bytes, simulated=self.simulated))
 
     def _level_event(self) -> dict:
-        recent = np.asarray(self.level_window)
-        dbfs = 10.0 * np.log10(np.mean(recent ** 2) + 1e-20)
+        dbfs = 10.0 * np.log10(float(np.mean(self.chunk_power)) + 1e-20)
         env = np.asarray(self.detector.env)[-ev.MAX_ENVELOPE:]
         if env.size:
             span = env.max() - env.min()

@@ -155,7 +155,13 @@ class BreathCycleDetector:
 
     def reset(self) -> None:
         """Forget everything (after a gap in the audio: never stitch across it)."""
-        self.__init__(self.features, self.config)  # type: ignore[misc]
+        self.raw: deque[float] = deque(maxlen=self.smooth)
+        self.env: deque[float] = deque(maxlen=self.history)  # smoothed envelope
+        self.env_start = 0  # frame index of env[0]
+        self.frames_seen = 0
+        self.last_boundary: int | None = None
+        self.period_frames = self.config.default_period_s * self.fps
+        self.frames_since_period = 0
 
 
 def detect_cycles(frames: np.ndarray, features: FeatureConfig | None = None,
