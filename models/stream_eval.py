@@ -28,8 +28,9 @@ from edge.infer import CycleModel, ModelError
 from edge.labels import POOR_QUALITY
 from edge.pipeline import Pipeline
 from edge.protocol import DeviceInfo
+from models.benchmark import Collected, summarise
 from models.datasets import DataError, Recording, default_data_root, load_audio, load_sprsound
-from models.metrics import task_scores, to_task_label
+from models.metrics import to_task_label
 
 CHUNK = 256
 
@@ -69,9 +70,9 @@ def score_events(rec: Recording, cycles: list[dict], rate: float) -> list[tuple[
     return pairs
 
 
-def evaluate(model: CycleModel, recordings: list[Recording]) -> dict:
-    records: list[tuple[str, str, str]] = []
-    events: list[tuple[str, str, str]] = []
+def evaluate(model: CycleModel, recordings: list[Recording], n_boot: int = 200) -> dict:
+    """Streamed scores per task and subset, summarised exactly as the benchmark does."""
+    collected = Collected()
     n_cycles = 0
     for rec in recordings:
         out = stream_recording(model, rec)
@@ -80,23 +81,16 @@ def evaluate(model: CycleModel, recordings: list[Recording]) -> dict:
         verdicts = [e for e in out if e["type"] == "verdict"]
         verdict = verdicts[-1]["verdict"] if verdicts else POOR_QUALITY
         assert rec.record_label is not None
-        records.append((rec.subset or "?", rec.record_label, verdict))
-        events += [(rec.subset or "?", t, p) for t, p in score_events(rec, cycles, 8000.0)]
-    result: dict = {"recordings": len(recordings), "detected_cycles": n_cycles}
-    for subset in ("inter", "intra", "combined"):
-        rs = [r for r in records if subset == "combined" or r[0] == subset]
-        es = [e for e in events if subset == "combined" or e[0] == subset]
-        if not rs:
-            continue
-        result[subset] = {
-            "2-2": task_scores("2-2", [r[1] for r in rs], [r[2] for r in rs]).score,
-            "2-1": task_scores("2-1", [to_task_label("2-1", r[1]) for r in rs],
-                               [to_task_label("2-1", r[2]) for r in rs]).score,
-            "1-2": task_scores("1-2", [e[1] for e in es], [e[2] for e in es]).score,
-            "1-1": task_scores("1-1", [to_task_label("1-1", e[1]) for e in es],
-                               [to_task_label("1-1", e[2]) for e in es]).score,
-        }
-    return result
+        subset = rec.subset or "?"
+        collected.add("2-2", subset, rec.patient, rec.record_label, verdict)
+        collected.add("2-1", subset, rec.patient, to_task_label("2-1", rec.record_label),
+                      to_task_label("2-1", verdict))
+        for true, pred in score_events(rec, cycles, 8000.0):
+            collected.add("1-2", subset, rec.patient, true, pred)
+            collected.add("1-1", subset, rec.patient, to_task_label("1-1", true),
+                          to_task_label("1-1", pred))
+    return {"recordings": len(recordings), "detected_cycles": n_cycles,
+            "results": summarise(collected, n_boot)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,7 +110,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.limit:
         recordings = recordings[:args.limit]
-    print(json.dumps(evaluate(model, recordings), indent=2))
+    report = evaluate(model, recordings)
+    for task, subsets in report["results"].items():
+        print(f"{task:4} " + "  ".join(f"{name} {entry['score']:.3f}"
+                                        for name, entry in subsets.items()))
+    print(json.dumps(report, indent=2))
     return 0
 
 

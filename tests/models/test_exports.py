@@ -90,3 +90,14 @@ def test_plus_minus_12_db_changes_few_decisions(shared_data):
     # absolute log floor (1e-8) of the feature config compresses quiet bins at -12 dB. A
     # floor relative to the signal needs a new feature config and a retrain (issue 7).
     assert changed / total <= MAX_GAIN_DECISION_CHANGES, f"{changed} of {total} changed"
+
+
+def test_streaming_evaluation_scores_every_task_without_annotated_boundaries(shared_data):
+    from models.stream_eval import evaluate
+
+    recs = load_sprsound(shared_data, "test")[:6]
+    report = evaluate(CycleModel(EXPORTS / "breathnet.int8.onnx"), recs, n_boot=10)
+    assert report["recordings"] == 6 and report["detected_cycles"] > 0
+    assert set(report["results"]) == {"1-1", "1-2", "2-1", "2-2"}
+    combined = report["results"]["2-2"]["combined"]
+    assert combined["n"] == 6 and 0.0 <= combined["score"] <= 1.0
