@@ -61,7 +61,7 @@ class TrainConfig:
         return cls(**data, net=net)
 
 
-def sample_key(s: Sample, subset: SampleSet) -> str:
+def sample_key(s: Sample) -> str:
     if s.poor:
         return "poor"
     if s.subtype != IGNORE:
@@ -69,9 +69,9 @@ def sample_key(s: Sample, subset: SampleSet) -> str:
     return f"icbhi:{s.crackle}{s.wheeze}"
 
 
-def sampling_weights(samples: list[Sample], subset: SampleSet) -> np.ndarray:
+def sampling_weights(samples: list[Sample]) -> np.ndarray:
     """Inverse square-root class frequency: rare classes seen more, without overfitting."""
-    keys = [sample_key(s, subset) for s in samples]
+    keys = [sample_key(s) for s in samples]
     counts = Counter(keys)
     w = np.array([counts[k] ** -0.5 for k in keys])
     return w / w.sum()
@@ -205,7 +205,7 @@ def train_epoch(model: nn.Module, opt: torch.optim.Optimizer,
     samples = train_set.samples
     n = cfg.max_samples_per_epoch or len(samples)
     order = rng.choice(len(samples), size=n, replace=True,
-                       p=sampling_weights(samples, train_set))
+                       p=sampling_weights(samples))
     model.train()
     losses = []
     steps = range(0, n, cfg.batch_size)
