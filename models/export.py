@@ -16,9 +16,12 @@ import numpy as np
 import torch
 
 from edge.features import FeatureConfig
+from edge.infer import CycleModel, ModelError
 from edge.labels import EVENT_CLASSES, FOUR_CLASSES, VerdictRule
 from edge.manifest import write_manifest
-from models.datasets import DataError, default_data_root
+from models.data import split_train_validation
+from models.datasets import DataError, default_data_root, load_sprsound
+from models.feature_cache import cached_features
 from models.metrics import expected_calibration_error
 from models.nets import BreathNet
 from models.train import (
@@ -29,6 +32,13 @@ from models.train import (
     predict_logits,
     run_dir,
     training_window,
+)
+from models.verdict_fit import (
+    apply_rule_to_manifests,
+    fit_verdict_rule,
+    record_task_scores,
+    sibling_models,
+    window_findings,
 )
 
 OUTPUT_NAMES = ("findings", "subtype", "quality")
@@ -189,6 +199,23 @@ def export_run(cfg: TrainConfig, data_root: Path, out_dir: Path) -> list[Path]:
     return [fp32, int8]
 
 
+def refit_verdict_rule(cfg: TrainConfig, data_root: Path, out_dir: Path) -> list[Path]:
+    """Fit the record rule on the SPRSound validation records with the exported int8 model."""
+    int8 = out_dir / f"{cfg.name}.int8.onnx"
+    model = CycleModel(int8, expected_feature_hash=FeatureConfig().hash(), threads=1)
+    _, val = split_train_validation(load_sprsound(data_root, "train"), cfg.val_fraction,
+                                    cfg.seed)
+    val = [r for r in val if r.record_label is not None]
+    findings = [window_findings(model, cached_features(r, FeatureConfig())) for r in val]
+    labels = [str(r.record_label) for r in val]
+    rule, scores = fit_verdict_rule(findings, labels)
+    default = record_task_scores(findings, labels, VerdictRule())
+    print(f"verdict rule on {len(val)} validation records: {rule.to_dict()} "
+          f"2-1 {scores['2-1']:.3f} 2-2 {scores['2-2']:.3f} "
+          f"(default rule: 2-1 {default['2-1']:.3f} 2-2 {default['2-2']:.3f})")
+    return apply_rule_to_manifests(sibling_models(int8), rule, scores, len(val))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="steth-export",
                                      description="Calibrate on validation and export ONNX "
@@ -197,13 +224,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=default_data_root())
     parser.add_argument("--seed", type=int)
     parser.add_argument("--out", type=Path, default=DEFAULT_EXPORT_DIR)
+    parser.add_argument("--verdict-only", action="store_true",
+                        help="keep the exported files; only refit the record-verdict rule on "
+                             "validation with the int8 model and rewrite every manifest")
     args = parser.parse_args(argv)
     cfg = TrainConfig.from_toml(args.config)
     if args.seed is not None:
         cfg.seed = args.seed
     try:
-        paths = export_run(cfg, args.data, args.out)
-    except (DataError, FileNotFoundError) as exc:
+        if args.verdict_only:
+            paths = refit_verdict_rule(cfg, args.data, args.out)
+        else:
+            paths = export_run(cfg, args.data, args.out)
+            paths += refit_verdict_rule(cfg, args.data, args.out)
+    except (DataError, FileNotFoundError, ModelError) as exc:
         print(f"steth-export: {exc}", file=sys.stderr)
         return 2
     for p in paths:

@@ -1,0 +1,102 @@
+"""Fit the record-verdict rule on validation recordings (``steth-export --verdict-only``).
+
+The per-cycle thresholds are tuned for the event tasks; a record verdict pools many cycles,
+and "one flagged window makes the record abnormal" flags too many Normal records. The rule's
+parameters (:class:`edge.labels.VerdictRule`) are therefore chosen separately, on the
+patient-disjoint validation split of the SPRSound training data, to maximise the mean of the
+record tasks 2-1 and 2-2 — never on a test set. The deployed (int8) model scores the
+windows, so the rule is fit on exactly what the product will see.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from edge.infer import CycleModel
+from edge.labels import CycleFinding, VerdictRule, record_verdict
+from edge.manifest import load_manifest, manifest_path_for, write_manifest
+from models.data import tile_ranges
+from models.metrics import task_scores, to_task_label
+
+MIN_WINDOW_FRAMES = 4
+
+
+def window_findings(model: CycleModel, frames: np.ndarray) -> list[CycleFinding]:
+    """Findings of half-overlapping model windows tiled over a whole recording.
+
+    This is how the benchmark forms record verdicts without annotated boundaries.
+    """
+    findings = []
+    for first, last in tile_ranges(frames.shape[0], model.window):
+        if last - first < MIN_WINDOW_FRAMES:
+            continue
+        p = model.predict_cycle(frames[first:last])
+        crackle, wheeze = p.flags(model.thresholds)
+        findings.append(CycleFinding(crackle, wheeze, p.poor_quality(model.thresholds)))
+    return findings
+
+
+def rule_grid() -> Iterator[VerdictRule]:
+    """Candidate rules, simplest first (so ties keep the simpler rule)."""
+    for min_fraction, min_cycles, poor, min_good in itertools.product(
+            (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6), (1, 2, 3, 4, 5, 6), (0.5, 0.3, 0.7, 0.9, 1.0),
+            (1, 2)):
+        yield VerdictRule(min_cycles=min_cycles, min_fraction=min_fraction,
+                          poor_quality_fraction=poor, min_good_cycles=min_good)
+
+
+def record_task_scores(findings: Sequence[Sequence[CycleFinding]], labels: Sequence[str],
+                       rule: VerdictRule) -> dict[str, float]:
+    """BioCAS Scores of tasks 2-1 and 2-2 (and their mean) for one rule."""
+    verdicts = [record_verdict(f, rule).label for f in findings]
+    s22 = task_scores("2-2", list(labels), verdicts).score
+    s21 = task_scores("2-1", [to_task_label("2-1", t) for t in labels],
+                      [to_task_label("2-1", v) for v in verdicts]).score
+    return {"2-1": s21, "2-2": s22, "mean": (s21 + s22) / 2}
+
+
+def fit_verdict_rule(findings: Sequence[Sequence[CycleFinding]],
+                     labels: Sequence[str]) -> tuple[VerdictRule, dict[str, float]]:
+    """The grid rule with the best validation mean of tasks 2-1 and 2-2.
+
+    Parameters
+    ----------
+    findings : per record, the window findings from :func:`window_findings`.
+    labels : per record, its annotated record class.
+    """
+    if len(findings) != len(labels) or not labels:
+        raise ValueError("need one findings list per labelled validation record")
+    best_rule, best = VerdictRule(), {"mean": -1.0}
+    for rule in rule_grid():
+        scores = record_task_scores(findings, labels, rule)
+        if scores["mean"] > best["mean"] + 1e-12:
+            best_rule, best = rule, scores
+    return best_rule, best
+
+
+def apply_rule_to_manifests(model_paths: Sequence[Path], rule: VerdictRule,
+                            scores: dict[str, float], n_records: int) -> list[Path]:
+    """Rewrite each model's manifest with the fitted rule (weights and hashes unchanged)."""
+    written = []
+    for path in model_paths:
+        manifest = load_manifest(path)
+        fields = {k: v for k, v in manifest.data.items()
+                  if k not in ("schema", "weights_file", "weights_sha256")}
+        fields["verdict_rule"] = rule.to_dict()
+        fields.setdefault("training", {})["verdict_rule_fit"] = {
+            "on": "patient-disjoint validation split of SPRSound train (record labels)",
+            "records": n_records, "objective": "mean of BioCAS Scores of tasks 2-1 and 2-2",
+            "validation_scores": scores}
+        written.append(write_manifest(path, fields))
+    return written
+
+
+def sibling_models(model_path: Path) -> list[Path]:
+    """Every exported file of the same model (fp32/int8 ONNX, TFLite) that has a manifest."""
+    stem = model_path.name.split(".")[0]
+    return sorted(p for p in model_path.parent.glob(f"{stem}.*")
+                  if not p.name.endswith(".json") and manifest_path_for(p).is_file())
