@@ -3,6 +3,7 @@ fixed slice of the SPRSound test set, and gain invariance."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ EXPORTS = Path(__file__).resolve().parents[2] / "models" / "exports"
 SLICE = 60  # the first 60 SPRSound test recordings (sorted ids): a fixed, unselected slice
 TASK_1_1_FLOOR = 0.70  # all-Normal scores 0.25
 MAX_GAIN_DECISION_CHANGES = 0.20
+CARD_TOLERANCE = 0.02  # the slice scores must stay within this of the model card's
 
 
 def committed_models() -> list[Path]:
@@ -60,12 +62,28 @@ def test_int8_agrees_with_fp32_on_real_recordings(slice_events):
     assert same / len(slice_events) >= 0.9
 
 
-def test_int8_model_beats_the_floor_on_a_fixed_test_slice(shared_data):
+def model_card() -> dict:
+    return json.loads((EXPORTS / "breathnet.card.json").read_text())
+
+
+def test_model_card_describes_the_committed_weights():
+    card = model_card()
+    manifest = load_manifest(EXPORTS / card["model"], expected_feature_hash=FeatureConfig().hash())
+    assert card["weights_sha256"] == manifest.weights_sha256
+    assert card["slice"]["recordings"] == SLICE
+    text = (EXPORTS / "breathnet.card.md").read_text()
+    assert manifest.version in text and "does not diagnose" in text
+
+
+def test_int8_model_beats_the_floor_and_matches_its_card_on_a_fixed_test_slice(shared_data):
     report = run(EXPORTS / "breathnet.int8.onnx", shared_data, "combined", limit=SLICE,
                  n_boot=20, show_progress=False)
     task = report["results"]["1-1"]["combined"]
     assert task["all_normal_score"] == pytest.approx(0.25)
     assert task["score"] >= TASK_1_1_FLOOR, task
+    for name, stated in model_card()["slice"]["scores"].items():
+        measured = report["results"][name]["combined"]["score"]
+        assert abs(measured - stated) <= CARD_TOLERANCE, (name, measured, stated)
 
 
 def test_plus_minus_12_db_changes_few_decisions(shared_data):

@@ -1,0 +1,94 @@
+"""Compare seeds of one recipe (``steth-seeds CONFIG --seeds 0 1 2``).
+
+Each trained seed is exported exactly as the committed model is (calibration, thresholds and
+record rule fit on its own validation split, int8 quantisation) into its run folder, then
+benchmarked on the test set. The summary gives mean ± std per task and names the seed with
+the best *validation* score — the only legitimate way to choose the committed seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+from edge.infer import ModelError
+from models.datasets import DataError, default_data_root
+from models.export import export_run, refit_verdict_rule
+from models.train import TrainConfig, run_dir
+
+TASKS = ("1-1", "1-2", "2-1", "2-2", "icbhi")
+
+
+def best_validation(cfg: TrainConfig) -> dict:
+    history = json.loads((run_dir(cfg) / "history.json").read_text())
+    return max(history, key=lambda h: h["val"]["mean"])
+
+
+def seed_result(cfg: TrainConfig, data_root: Path, n_boot: int) -> dict:
+    from models.benchmark import run
+
+    out = run_dir(cfg) / "export"
+    if not (out / f"{cfg.name}.int8.onnx").is_file():
+        export_run(cfg, data_root, out)
+        refit_verdict_rule(cfg, data_root, out)
+    report = run(out / f"{cfg.name}.int8.onnx", data_root, "combined", n_boot=n_boot,
+                 show_progress=False)
+    best = best_validation(cfg)
+    return {"seed": cfg.seed, "best_epoch": best["epoch"], "validation": best["val"],
+            "test_combined": {t: report["results"][t]["combined"]["score"] for t in TASKS}}
+
+
+def summarise_seeds(per_seed: list[dict]) -> dict:
+    chosen = max(per_seed, key=lambda r: r["validation"]["mean"])
+    return {
+        "note": "int8 ONNX, SPRSound 2022 test combined, BioCAS Score (ICBHI Score for "
+                "'icbhi'). Each seed has its own patient-disjoint validation split; the "
+                f"committed seed is the best on validation: seed {chosen['seed']}.",
+        "seeds": [f"seed {r['seed']}" for r in per_seed],
+        "chosen_seed": chosen["seed"],
+        "validation_mean": [r["validation"]["mean"] for r in per_seed],
+        "scores": {t: [r["test_combined"][t] for r in per_seed] for t in TASKS},
+        "mean": {t: statistics.mean(r["test_combined"][t] for r in per_seed) for t in TASKS},
+        "std": {t: (statistics.stdev(r["test_combined"][t] for r in per_seed)
+                    if len(per_seed) > 1 else 0.0) for t in TASKS},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="steth-seeds",
+                                     description="Export and benchmark every trained seed of "
+                                                 "a recipe; print mean ± std per task.")
+    parser.add_argument("config", type=Path)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--data", type=Path, default=default_data_root())
+    parser.add_argument("--bootstrap", type=int, default=10)
+    parser.add_argument("--json", type=Path, help="write the summary here")
+    args = parser.parse_args(argv)
+    per_seed = []
+    try:
+        for seed in args.seeds:
+            cfg = TrainConfig.from_toml(args.config)
+            cfg.seed = seed
+            if not (run_dir(cfg) / "history.json").is_file():
+                raise DataError(f"seed {seed} is not trained yet: steth-train {args.config} "
+                                f"--seed {seed}")
+            per_seed.append(seed_result(cfg, args.data, args.bootstrap))
+            print(json.dumps(per_seed[-1]), flush=True)
+    except (DataError, ModelError, OSError) as exc:
+        print(f"steth-seeds: {exc}", file=sys.stderr)
+        return 2
+    summary = summarise_seeds(per_seed)
+    for task in TASKS:
+        print(f"{task}: " + " ".join(f"{v:.3f}" for v in summary["scores"][task]) +
+              f"  mean {summary['mean'][task]:.3f} ± {summary['std'][task]:.3f}")
+    print(summary["note"])
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
