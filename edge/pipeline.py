@@ -15,12 +15,13 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
 from edge import events as ev
 from edge.decode import AudioChunk, Gap, LinkStats
-from edge.features import FeatureExtractor, pcm16_to_float
+from edge.features import FeatureConfig, FeatureExtractor, pcm16_to_float
 from edge.infer import MIN_CYCLE_FRAMES, CycleModel
 from edge.labels import CycleFinding, record_verdict
 from edge.protocol import DeviceInfo
@@ -355,3 +356,57 @@ class Pipeline:
     def close(self, timeout: float | None = 5.0) -> None:
         """Finish the queued cycles (up to ``timeout`` seconds) and stop the worker."""
         self.worker.close(timeout)
+
+
+def classify_recording(samples: np.ndarray, sample_rate: int,
+                       model: CycleModel | str | Path | None = None) -> list[dict]:
+    """Cycle events of a whole recording, from the same streaming pipeline as the edge.
+
+    The audio is pushed block by block through :class:`Pipeline` in offline mode (the
+    model never drops a cycle), exactly as a live device stream would be: same filter,
+    cycle detector, model and quality checks. Used to re-classify saved recordings.
+
+    Parameters
+    ----------
+    samples : numpy.ndarray
+        Mono int16 audio at the device rate, sample 0 first.
+    sample_rate : int
+        Its rate in Hz.
+    model : CycleModel or path, optional
+        The model, or a model file with its manifest; the embedded default model
+        (``edge-run``'s) when omitted.
+
+    Returns
+    -------
+    list of dict
+        ``cycle`` events in the order they were emitted, ``start``/``end`` counted from
+        sample 0 of ``samples``.
+
+    Raises
+    ------
+    edge.infer.ModelError
+        If the model cannot be loaded.
+    ValueError
+        If ``samples`` is not one-dimensional or the rate is not positive.
+    """
+    pcm = np.asarray(samples)
+    if pcm.ndim != 1 or sample_rate <= 0:
+        raise ValueError("classify_recording needs mono audio and a positive sample rate")
+    pcm = pcm.astype(np.int16, copy=False)
+    if not isinstance(model, CycleModel):
+        from edge.cli import default_model_path  # edge.cli imports this module
+
+        model = CycleModel(Path(model) if model is not None else default_model_path(),
+                           expected_feature_hash=FeatureConfig().hash())
+    chunk = 256  # samples per block, as a device stream delivers them
+    events: list[dict] = []
+    pipe = Pipeline(model, events.append, simulated=False, transport="file", offline=True)
+    pipe.handle(DeviceInfo(device_id=0, fw_major=0, fw_minor=0, fw_patch=0, sensor_type=0,
+                           sample_rate_hz=int(sample_rate), bit_depth=16, gain=1, codec=0,
+                           link=0, frame_samples=chunk), 0.0)
+    for start in range(0, pcm.size, chunk):
+        block = pcm[start:start + chunk]
+        pipe.handle(AudioChunk(start, block, int(sample_rate)), start / sample_rate)
+    pipe.close(timeout=None)
+    return [event for event in events if event["type"] == "cycle"]
+

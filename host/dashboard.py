@@ -130,8 +130,12 @@ class DashboardState:
         self.link = dict(event)
 
     def _on_level(self, event: Mapping[str, Any]) -> None:
+        previous = self.level
         self.level = dict(event)
-        self._signal()
+        # The edge keeps sending level events on its schedule until its own 2 s stale
+        # timeout; only a level for newer audio (a larger sample index) is a live signal.
+        if previous is None or event.get("index") != previous.get("index"):
+            self._signal()
 
     def _on_audio(self, event: Mapping[str, Any]) -> None:
         self._signal()

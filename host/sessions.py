@@ -108,11 +108,12 @@ def delete_session(session_dir: Path) -> None:
         raise SessionError(f"could not delete {session_dir} completely")
 
 
-def load_pipeline_classifier() -> Classifier:
-    """The current model's classifier from the lead's ``edge.pipeline``.
+def load_pipeline_classifier(model_path: Path | None = None) -> Classifier:
+    """The streaming pipeline's classifier with the model loaded once.
 
-    Expected: ``edge.pipeline.classify_recording(samples: np.ndarray[int16], sample_rate:
-    int) -> Iterable[cycle event dict]`` with start/end relative to sample 0.
+    Uses ``edge.pipeline.classify_recording(samples: np.ndarray[int16], sample_rate: int,
+    model) -> Iterable[cycle event dict]`` with start/end relative to sample 0; ``model_path``
+    defaults to the model ``edge-run`` embeds.
     """
     try:
         pipeline = importlib.import_module("edge.pipeline")
@@ -122,7 +123,16 @@ def load_pipeline_classifier() -> Classifier:
     if classify is None:
         raise SessionError("reclassify needs edge.pipeline.classify_recording(samples, "
                            "sample_rate); this build does not have it yet")
-    return classify
+    from edge.cli import default_model_path
+    from edge.features import FeatureConfig
+    from edge.infer import CycleModel, ModelError
+
+    try:
+        model = CycleModel(model_path or default_model_path(),
+                           expected_feature_hash=FeatureConfig().hash())
+    except ModelError as exc:
+        raise SessionError(f"{exc} (choose another --model)") from None
+    return lambda samples, rate: classify(samples, rate, model)
 
 
 def _confirm(question: str) -> bool:
@@ -142,7 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
                        ("report", "(re)generate report.png for each take (needs matplotlib)"),
                        ("reclassify", "re-run classification on the audio with the current "
                                       "model")]:
-        sub.add_parser(name, help=text).add_argument("session")
+        command = sub.add_parser(name, help=text)
+        command.add_argument("session")
+        if name == "reclassify":
+            command.add_argument("--model", type=Path, default=None,
+                                 help="model file with its .manifest.json (default: the one "
+                                      "edge-run embeds)")
     export = sub.add_parser("export", help="zip audio + findings of a session")
     export.add_argument("session")
     export.add_argument("-o", "--output", type=Path, default=None,
@@ -172,7 +187,7 @@ def run(args: argparse.Namespace, classifier: Classifier | None = None) -> str:
                  if take.get("samples")]
         return "\n".join(str(p) for p in paths) or "no take with audio to report on"
     if args.command == "reclassify":
-        counts = reclassify(session, classifier or load_pipeline_classifier())
+        counts = reclassify(session, classifier or load_pipeline_classifier(args.model))
         return "\n".join(f"{take}: {counts[take]}" for take in counts)
     if args.command == "export":
         return f"exported {export_session(session, args.output, args.force)}"

@@ -12,11 +12,15 @@ from scipy import signal
 from edge import protocol
 from edge.decode import GAP_CRC_ERROR, GAP_LOST_FRAMES, StatusReport, StreamDecoder
 from edge.simulate import (
-    CRACKLE_MAX_S,
-    CRACKLE_MIN_S,
+    COARSE_CRACKLE,
+    CRACKLE_TAIL,
+    FINE_CRACKLE,
+    WHEEZE_MAX_HZ,
+    WHEEZE_MIN_HZ,
     LinkFaults,
     PatientConfig,
     SimulatedTransport,
+    crackle_waveform,
     is_simulated_device,
     synthesize,
 )
@@ -51,23 +55,100 @@ def test_same_seed_same_patient_different_seed_different_patient() -> None:
     assert not np.array_equal(a, c)
 
 
-def test_crackles_are_short_transients_inside_inspiration() -> None:
-    audio, events = synthesize(30.0, PatientConfig(crackle_fraction=1.0, seed=2))
-    crackles = events_of(events, "crackle")
-    assert len(crackles) >= 20
-    inspirations = {e.cycle: e for e in events_of(events, "inspiration")}
-    for crackle in crackles:
-        duration = (crackle.end_index - crackle.start_index) / FS
-        assert CRACKLE_MIN_S - 1 / FS <= duration <= CRACKLE_MAX_S + 1 / FS
-        phase = inspirations[crackle.cycle]
-        assert phase.start_index <= crackle.start_index < crackle.end_index <= phase.end_index
-    # The transient stands out: peak inside each crackle beats the breath noise around it.
-    ratios = []
-    for crackle in crackles:
-        inside = np.abs(audio[crackle.start_index : crackle.end_index].astype(float)).max()
-        around = audio[max(0, crackle.start_index - 400) : crackle.start_index].astype(float)
-        ratios.append(inside / (np.sqrt(np.mean(around**2)) + 1.0))
-    assert np.median(ratios) > 3.0
+def zero_crossings(wave: np.ndarray) -> np.ndarray:
+    """Sample positions (fractional, linear interpolation) where ``wave`` changes sign."""
+    k = np.nonzero(np.signbit(wave[:-1]) != np.signbit(wave[1:]))[0]
+    return k + wave[k] / (wave[k] - wave[k + 1])
+
+
+@pytest.mark.parametrize(("shape", "idw_ms", "tcd_ms"), [
+    (FINE_CRACKLE, (0.5, 1.0), (4.0, 7.0)),  # Murphy: fine IDW ~0.7 ms, 2CD ~5 ms
+    (COARSE_CRACKLE, (1.2, 2.0), (8.0, 12.0)),  # coarse IDW ~1.5 ms, 2CD ~10 ms
+])
+def test_crackle_waveforms_meet_the_clinical_time_criteria(shape, idw_ms, tcd_ms) -> None:
+    # Measured as a clinician measures a time-expanded crackle: the first half-cycle
+    # (IDW) and onset to the end of the second full cycle (2CD), at 64 kHz.
+    fs = 64000
+    for idw, tcd in [(shape.idw_s[0], shape.tcd_s[0]), (shape.idw_s[1], shape.tcd_s[1])]:
+        wave = crackle_waveform(idw, tcd, fs, peak=1000.0)
+        crossings = zero_crossings(wave) / fs * 1000.0
+        assert idw_ms[0] <= crossings[0] <= idw_ms[1]
+        assert tcd_ms[0] <= crossings[3] <= tcd_ms[1]
+        first = np.argmax(np.abs(wave))
+        assert first < crossings[0] * fs / 1000.0  # the initial deflection is the largest
+        assert wave.size / fs <= CRACKLE_TAIL * tcd + 1 / fs
+
+
+def test_crackles_are_transients_in_their_part_of_inspiration() -> None:
+    for coarse, window in [(0.0, FINE_CRACKLE.window), (1.0, COARSE_CRACKLE.window)]:
+        audio, events = synthesize(30.0, PatientConfig(crackle_fraction=1.0,
+                                                       coarse_fraction=coarse, seed=2))
+        crackles = events_of(events, "crackle")
+        assert len(crackles) >= 3 * len(events_of(events, "inspiration"))  # several per breath
+        assert {c.subtype for c in crackles} == {"coarse" if coarse else "fine"}
+        inspirations = {e.cycle: e for e in events_of(events, "inspiration")}
+        ratios = []
+        for crackle in crackles:
+            phase = inspirations[crackle.cycle]
+            length = phase.end_index - phase.start_index
+            offset = (crackle.start_index - phase.start_index) / length
+            assert window[0] - 0.01 <= offset and crackle.end_index <= phase.end_index
+            assert 1.0 / (2 * 0.002) <= crackle.frequency_hz <= 1.0 / (2 * 0.0005)
+            if crackle.end_index > audio.size:
+                continue
+            inside = np.abs(audio[crackle.start_index : crackle.end_index].astype(float)).max()
+            around = audio[max(0, crackle.start_index - 400) : crackle.start_index].astype(float)
+            ratios.append(inside / (np.sqrt(np.mean(around**2)) + 1.0))
+        # The transient stands out of the breath sound around it.
+        assert np.median(ratios) > 3.0, np.median(ratios)
+
+
+def test_breath_sound_is_low_pitched_and_louder_on_inspiration() -> None:
+    audio, events = synthesize(60.0, PatientConfig(breath_rate_bpm=20.0, seed=6))
+    x = audio.astype(float)
+    freqs, power = signal.welch(x, FS, nperseg=1024)
+    band = (freqs >= 60) & (freqs <= 2000)
+    below = power[band & (freqs <= 400)].sum() / power[band].sum()
+    assert below > 0.9, below  # vesicular sound: most energy below 300-400 Hz
+    assert 80.0 <= freqs[np.argmax(power)] <= 250.0
+    insp = events_of(events, "inspiration")
+    exp = {e.cycle: e for e in events_of(events, "expiration")}
+    ratios, timing = [], []
+    for phase in insp[:-1]:
+        expiration = exp[phase.cycle]
+        rms_in = np.sqrt(np.mean(x[phase.start_index : phase.end_index] ** 2))
+        rms_out = np.sqrt(np.mean(x[expiration.start_index : expiration.end_index] ** 2))
+        ratios.append(rms_in / rms_out)
+        timing.append((expiration.end_index - expiration.start_index)
+                      / (phase.end_index - phase.start_index))
+    assert np.median(ratios) > 1.5 and np.median(timing) == pytest.approx(2.0, rel=0.05)
+    level = 20 * np.log10(np.sqrt(np.mean(x**2)) / 32768)
+    assert -60.0 < level < -40.0, level  # a chest recording's level, far from clipping
+
+
+def test_committed_model_hears_the_simulated_crackles_and_calls_clean_breaths_normal() -> None:
+    from edge.cli import default_model_path
+    from edge.features import FeatureConfig, frame_range, pcm16_to_float, recording_features
+    from edge.infer import CycleModel
+
+    config = FeatureConfig()
+    model = CycleModel(default_model_path(), expected_feature_hash=config.hash())
+    audio, events = synthesize(90.0, PatientConfig(crackle_fraction=0.5, seed=11))
+    frames = recording_features(pcm16_to_float(audio), FS, config)
+    crackly = {e.cycle for e in events_of(events, "crackle")}
+    expirations = {e.cycle: e for e in events_of(events, "expiration")}
+    found: dict[bool, list[bool]] = {True: [], False: []}
+    for phase in events_of(events, "inspiration"):
+        end = expirations.get(phase.cycle)
+        if end is None or end.end_index > audio.size:
+            continue
+        first, last = frame_range(phase.start_index / FS, end.end_index / FS, config)
+        crackle, _ = model.predict_cycle(frames[first:last]).flags(model.thresholds)
+        found[phase.cycle in crackly].append(crackle)
+    assert len(found[True]) >= 8 and len(found[False]) >= 8
+    hit_rate, false_rate = np.mean(found[True]), np.mean(found[False])
+    print(f"crackle cycles flagged {hit_rate:.2f}, clean cycles flagged {false_rate:.2f}")
+    assert hit_rate >= 0.6 and false_rate <= 0.1, (hit_rate, false_rate)
 
 
 def test_wheezes_are_sustained_tones_at_their_recorded_frequency() -> None:
@@ -76,12 +157,16 @@ def test_wheezes_are_sustained_tones_at_their_recorded_frequency() -> None:
     assert len(wheezes) >= 10
     for wheeze in wheezes:
         assert (wheeze.end_index - wheeze.start_index) / FS >= 0.1
-        assert 100.0 <= wheeze.frequency_hz <= 1000.0
+        assert WHEEZE_MIN_HZ <= wheeze.frequency_hz <= WHEEZE_MAX_HZ
         segment = audio[wheeze.start_index : wheeze.end_index].astype(float)
         freqs, power = signal.periodogram(segment, FS)
         peak = freqs[np.argmax(power)]
         # Slight upward glide (5 %) over the wheeze: the peak sits near the fundamental.
         assert wheeze.frequency_hz * 0.97 <= peak <= wheeze.frequency_hz * 1.08, (peak, wheeze)
+        # ...with a 2nd harmonic well above the breath noise at that frequency.
+        second = (freqs > 1.9 * wheeze.frequency_hz) & (freqs < 2.2 * wheeze.frequency_hz)
+        off = (freqs > 1.3 * wheeze.frequency_hz) & (freqs < 1.7 * wheeze.frequency_hz)
+        assert power[second].max() > 10 * np.median(power[off]), wheeze
 
 
 def test_bad_patient_settings_are_rejected() -> None:
@@ -89,6 +174,10 @@ def test_bad_patient_settings_are_rejected() -> None:
         PatientConfig(breath_rate_bpm=0.5)
     with pytest.raises(ValueError, match="crackle_fraction"):
         PatientConfig(crackle_fraction=1.5)
+    with pytest.raises(ValueError, match="coarse_fraction"):
+        PatientConfig(coarse_fraction=-0.1)
+    with pytest.raises(ValueError, match="IDW"):
+        crackle_waveform(0.003, 0.01, FS, 1.0)
 
 
 def make_simulation(faults: LinkFaults | None = None, **patient) -> SimulatedTransport:

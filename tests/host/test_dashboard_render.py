@@ -104,6 +104,21 @@ def test_no_signal_banner_appears_within_two_seconds_of_silence():
     assert "no signal" in text  # level panel no longer shows a live meter
 
 
+def test_repeated_level_for_old_audio_does_not_keep_the_signal_alive():
+    # The edge keeps emitting level events until its own 2 s stale timeout; they repeat
+    # the last sample index, and must not hold off the dashboard's 1.5 s NO SIGNAL.
+    clock = FakeClock()
+    state = DashboardState(clock=clock)
+    live = ev.make_level(index=8000, dbfs=-40.0, envelope=[0.5], phase="inspiration", t=1.0)
+    state.feed(live)
+    for step in range(1, 8):  # 7 x 0.25 s of repeats of the same audio
+        clock.now += 0.25
+        state.feed(dict(live, t=1.0 + 0.25 * step))
+    assert state.silent_for() == 1.75 and "NO SIGNAL" in screen(state).splitlines()[0]
+    state.feed(ev.make_level(index=8160, dbfs=-40.0, envelope=[0.5], phase="pause", t=3.0))
+    assert state.silent_for() == 0.0 and "NO SIGNAL" not in screen(state)
+
+
 def test_edge_stale_event_and_recovery_drive_the_banner():
     clock = FakeClock()
     messages = list(ev.iter_jsonl(FIXTURES / "gaps_stale.jsonl"))

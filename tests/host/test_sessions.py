@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import stat
@@ -218,3 +219,44 @@ def test_recorder_draws_reports_on_close_or_refuses_without_matplotlib(tmp_path,
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(RecorderError, match="pip install matplotlib"):
         Recorder(tmp_path, sites="p1", make_reports=True)
+
+
+def test_reclassify_runs_the_streaming_pipeline_on_a_real_recording(tmp_path, real, capsys):
+    """`steth-session reclassify` with the committed model on a recorded SPRSound take."""
+    from edge.pipeline import classify_recording
+    from host.review import finding_counts
+
+    audio, rate, annotated = real
+    root = tmp_path / "rec"
+    session = record_session(root, audio, rate, annotated)
+    folder = take_folders(session)[0]
+    original = (folder / "cycles.jsonl").read_text()
+
+    assert sessions.main(["--root", str(root), "reclassify", session.name]) == 0
+    out = capsys.readouterr().out
+    rows = (folder / "cycles.reclassified.csv").read_text().splitlines()
+    cycles = [ev.parse_line(line) for line in
+              (folder / "cycles.reclassified.jsonl").read_text().splitlines()]
+    assert len(rows) == len(cycles) + 1 and cycles, out  # header + one row per cycle
+    first = json.loads((session / "session.json").read_text())["takes"][0]["first_index"]
+    assert all(first <= c["start"] < c["end"] <= first + audio.size for c in cycles)
+    assert all(a["end"] <= b["start"] for a, b in itertools.pairwise(cycles))
+    # Same pipeline, same answer: the session command adds nothing of its own.
+    direct = classify_recording(audio, rate)
+    assert [(c["start"] - first, c["end"] - first, c["finding"]) for c in cycles] == \
+        [(c["start"], c["end"], c["finding"]) for c in direct]
+    # Five fine crackles are annotated in this recording: the model must report some.
+    assert any(c["finding"] in ("Crackle", "Both") for c in cycles), cycles
+    assert out.strip() == f"{folder.name}: {finding_counts(cycles)}"
+    assert (folder / "cycles.jsonl").read_text() == original  # the originals stay
+    assert stat.S_IMODE((folder / "cycles.reclassified.csv").stat().st_mode) == 0o600
+
+
+def test_reclassify_with_a_missing_model_is_a_one_line_error(tmp_path, capsys):
+    recorder = Recorder(tmp_path, sites="p1")
+    recorder.on_audio(0, np.zeros(8000, dtype=np.int16), 8000)
+    recorder.close()
+    assert sessions.main(["--root", str(tmp_path), "reclassify", recorder.session_dir.name,
+                          "--model", str(tmp_path / "nope.onnx")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("steth-session: ") and "--model" in err and err.count("\n") == 1
