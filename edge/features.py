@@ -135,6 +135,11 @@ def pcm16_to_float(samples: np.ndarray) -> np.ndarray:
     return np.asarray(samples, dtype=np.float64) / 32768.0
 
 
+def float_to_pcm16(audio: np.ndarray) -> np.ndarray:
+    """Float audio at ±1 full scale to PCM16 (rounded, clipped): the inverse of the above."""
+    return np.clip(np.round(np.asarray(audio) * 32768.0), -32768, 32767).astype(np.int16)
+
+
 def recording_features(audio: np.ndarray, sample_rate: int,
                        config: FeatureConfig | None = None) -> np.ndarray:
     """Log-mel frames of a whole recording, through the same streaming path as the edge."""

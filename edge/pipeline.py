@@ -358,13 +358,13 @@ class Pipeline:
         self.worker.close(timeout)
 
 
-def classify_recording(samples: np.ndarray, sample_rate: int,
-                       model: CycleModel | str | Path | None = None) -> list[dict]:
-    """Cycle events of a whole recording, from the same streaming pipeline as the edge.
+def stream_events(samples: np.ndarray, sample_rate: int,
+                  model: CycleModel | str | Path | None = None) -> list[dict]:
+    """Every event the streaming pipeline emits for a whole recording.
 
     The audio is pushed block by block through :class:`Pipeline` in offline mode (the
     model never drops a cycle), exactly as a live device stream would be: same filter,
-    cycle detector, model and quality checks. Used to re-classify saved recordings.
+    cycle detector, model, quality checks and record rule.
 
     Parameters
     ----------
@@ -379,8 +379,8 @@ def classify_recording(samples: np.ndarray, sample_rate: int,
     Returns
     -------
     list of dict
-        ``cycle`` events in the order they were emitted, ``start``/``end`` counted from
-        sample 0 of ``samples``.
+        Events in the order they were emitted (hello, level, cycle, verdict, ...), sample
+        indices counted from sample 0 of ``samples``.
 
     Raises
     ------
@@ -408,5 +408,10 @@ def classify_recording(samples: np.ndarray, sample_rate: int,
         block = pcm[start:start + chunk]
         pipe.handle(AudioChunk(start, block, int(sample_rate)), start / sample_rate)
     pipe.close(timeout=None)
-    return [event for event in events if event["type"] == "cycle"]
+    return events
 
+
+def classify_recording(samples: np.ndarray, sample_rate: int,
+                       model: CycleModel | str | Path | None = None) -> list[dict]:
+    """The ``cycle`` events of :func:`stream_events`: re-classifies a saved recording."""
+    return [e for e in stream_events(samples, sample_rate, model) if e["type"] == "cycle"]

@@ -20,36 +20,19 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
-from edge.decode import AudioChunk
-from edge.features import FeatureConfig
+from edge.features import FeatureConfig, float_to_pcm16
 from edge.infer import CycleModel, ModelError
 from edge.labels import POOR_QUALITY
-from edge.pipeline import Pipeline
-from edge.protocol import DeviceInfo
+from edge.pipeline import stream_events
 from models.benchmark import Collected, summarise
 from models.datasets import DataError, Recording, default_data_root, load_audio, load_sprsound
 from models.metrics import to_task_label
-
-CHUNK = 256
 
 
 def stream_recording(model: CycleModel, rec: Recording) -> list[dict]:
     """All events the pipeline emits for one recording."""
     audio, rate = load_audio(rec.audio_path)
-    pcm = np.clip(np.round(audio * 32768.0), -32768, 32767).astype(np.int16)
-    events: list[dict] = []
-    pipe = Pipeline(model, events.append, simulated=False, transport=f"file:{rec.rec_id}",
-                    offline=True)
-    info = DeviceInfo(device_id=0, fw_major=0, fw_minor=0, fw_patch=0, sensor_type=0,
-                      sample_rate_hz=rate, bit_depth=16, gain=1, codec=0, link=0,
-                      frame_samples=CHUNK)
-    pipe.handle(info, 0.0)
-    for start in range(0, pcm.size, CHUNK):
-        pipe.handle(AudioChunk(start, pcm[start:start + CHUNK], rate), start / rate)
-    pipe.close(timeout=None)
-    return events
+    return stream_events(float_to_pcm16(audio), rate, model)
 
 
 def event_label(cycle: dict) -> str:

@@ -20,6 +20,7 @@ import numpy as np
 import soundfile
 from scipy import signal
 
+from edge.features import float_to_pcm16
 from edge.protocol import NOMINAL_SAMPLE_RATE_HZ
 from edge.transports.base import (
     MessageSink,
@@ -71,7 +72,7 @@ def load_replay_audio(path: str | Path, sample_rate: int = NOMINAL_SAMPLE_RATE_H
     if file_rate != sample_rate:
         divisor = math.gcd(int(file_rate), sample_rate)
         mono = signal.resample_poly(mono, sample_rate // divisor, int(file_rate) // divisor)
-    return np.clip(np.round(mono * 32768.0), -32768, 32767).astype(np.int16)
+    return float_to_pcm16(mono)
 
 
 class ReplayTransport(Transport):
