@@ -217,10 +217,14 @@ class RateEstimator:
     first/last difference would not.
     """
 
+    REFIT_EVERY_S = 1.0  # a displayed rate needs no more; the fit is the decoder's hot spot
+
     def __init__(self, window_s: float = RATE_WINDOW_S, min_span_s: float = RATE_MIN_SPAN_S):
         self._window_s = window_s
         self._min_span_s = min_span_s
         self._points: deque[tuple[float, int]] = deque()
+        self._fitted_at: float | None = None  # arrival time of the newest point in the fit
+        self._fitted: float | None = None
 
     def add(self, now: float, end_index: int) -> None:
         """Record that samples up to ``end_index`` had arrived at ``now``."""
@@ -231,11 +235,24 @@ class RateEstimator:
     def reset(self) -> None:
         """Forget history (after a reset, rate change or time jump)."""
         self._points.clear()
+        self._fitted_at = self._fitted = None
 
     def rate(self) -> float | None:
-        """Samples per second, or None until the window spans ``min_span_s``."""
+        """Samples per second, or None until the window spans ``min_span_s``.
+
+        Refitted at most once per ``REFIT_EVERY_S`` of arrival time, however often asked.
+        """
         if len(self._points) < 3:
             return None
+        newest = self._points[-1][0]
+        if self._fitted_at is not None and 0.0 <= newest - self._fitted_at < self.REFIT_EVERY_S:
+            return self._fitted
+        fitted = self._fit()
+        if fitted is not None:  # until the window is long enough, keep asking
+            self._fitted_at, self._fitted = newest, fitted
+        return fitted
+
+    def _fit(self) -> float | None:
         times = np.fromiter((p[0] for p in self._points), dtype=np.float64)
         indices = np.fromiter((p[1] for p in self._points), dtype=np.float64)
         if times[-1] - times[0] < self._min_span_s:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -117,29 +118,44 @@ class OnnxBackend:
 
 
 class TfliteBackend:
-    def __init__(self, path: Path, threads: int) -> None:
+    """A TFLite model run one window per invoke (ai-edge-litert or tflite-runtime).
+
+    Outputs are named by the model's signature when it has one: a converted SavedModel's
+    tensor names are opaque (``PartitionedCall:0``). TFLite models are NHWC, so an input of
+    shape ``(1, frames, mels, 1)`` gets the NCHW batch transposed. int8 inputs and outputs
+    are (de)quantised with the model's own parameters; float ones are passed as they are.
+    """
+
+    def __init__(self, path: Path, threads: int,
+                 input_shape: tuple[int, ...] | None = None) -> None:
         interpreter_cls = _tflite_interpreter()
         try:
             self.interpreter = interpreter_cls(model_path=str(path), num_threads=threads)
+            self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            raise ModelError(f"{path}: TFLite cannot load the model ({exc})") from exc
+            raise ModelError(f"{path}: TFLite cannot load the model ({_one_line(exc)}); "
+                             "re-export it or pass the right --model") from exc
         self.input = self.interpreter.get_input_details()[0]
-        self.outputs = self.interpreter.get_output_details()
+        self.outputs = _named_outputs(path, self.interpreter)
         self.batch = int(self.input["shape"][0])
+        self.nhwc = _input_is_nhwc(path, tuple(int(d) for d in self.input["shape"]),
+                                   input_shape)
 
     def _run_one(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        if self.nhwc:
+            x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
         scale, zero = self.input.get("quantization", (0.0, 0))
         if self.input["dtype"] != np.float32 and scale:
             x = np.clip(np.round(x / scale + zero), -128, 127).astype(self.input["dtype"])
         self.interpreter.set_tensor(self.input["index"], x)
         self.interpreter.invoke()
         result = {}
-        for detail in self.outputs:
+        for name, detail in self.outputs.items():
             y = self.interpreter.get_tensor(detail["index"]).astype(np.float32)
             scale, zero = detail.get("quantization", (0.0, 0))
             if detail["dtype"] != np.float32 and scale:
                 y = (y - zero) * scale
-            result[_tflite_output_name(detail["name"])] = y
+            result[name] = y
         return result
 
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
@@ -147,8 +163,42 @@ class TfliteBackend:
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+TFLITE_OUTPUTS = ("findings", "subtype", "quality")
+
+
+def _named_outputs(path: Path, interpreter: Any) -> dict[str, dict]:
+    """Output details keyed by output name (signature names first, then tensor names)."""
+    signatures = getattr(interpreter, "get_signature_list", dict)()
+    if len(signatures) == 1:
+        runner = interpreter.get_signature_runner(next(iter(signatures)))
+        outputs = dict(runner.get_output_details())
+    else:
+        outputs = {_tflite_output_name(d["name"]): d for d in interpreter.get_output_details()}
+    missing = [name for name in TFLITE_OUTPUTS if name not in outputs]
+    if missing:
+        raise ModelError(f"{path}: model has no output named {', '.join(missing)} (it has "
+                         f"{', '.join(sorted(outputs))}); it is not a model for this edge")
+    return outputs
+
+
+def _input_is_nhwc(path: Path, actual: tuple[int, ...],
+                   expected_nchw: tuple[int, ...] | None) -> bool:
+    """Whether the model takes NHWC; a shape that fits neither layout is a ModelError."""
+    if expected_nchw is None or actual == tuple(expected_nchw):
+        return False
+    n, c, t, m = expected_nchw
+    if actual == (n, t, m, c):
+        return True
+    raise ModelError(f"{path}: model input shape {list(actual)} does not match its manifest's "
+                     f"{list(expected_nchw)}; re-export the model with its manifest")
+
+
 def _tflite_output_name(name: str) -> str:
-    for known in ("findings", "subtype", "quality"):
+    for known in TFLITE_OUTPUTS:
         if known in name:
             return known
     return name
@@ -192,7 +242,8 @@ class CycleModel:
         if fmt == "onnx":
             self.backend: OnnxBackend | TfliteBackend = OnnxBackend(Path(path), threads)
         elif fmt == "tflite":
-            self.backend = TfliteBackend(Path(path), threads)
+            self.backend = TfliteBackend(Path(path), threads,
+                                         tuple(self.manifest.data["input"]["shape"]))
         else:
             raise ModelError(f"{path}: unknown model format {fmt!r} in its manifest")
         self.window = self.manifest.window_frames
