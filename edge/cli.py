@@ -23,6 +23,7 @@ from edge.event_server import ServerError, TokenError, add_server_arguments, ope
 from edge.features import FeatureConfig
 from edge.infer import CycleModel, ModelError
 from edge.pipeline import Pipeline
+from edge.segment import DetectorWeightsError, default_weights_path, load_weights
 from edge.transport import SourceError, Transport, add_source_arguments, open_transport
 
 EXIT_USAGE, EXIT_MODEL, EXIT_PROTOCOL, EXIT_SOURCE = 2, 3, 4, 5
@@ -146,7 +147,8 @@ def stream(transport: Transport, pipeline: Pipeline, stop: threading.Event, dura
 def run(args: argparse.Namespace) -> int:
     try:
         model = load_model(args)
-    except ModelError as exc:
+        load_weights(default_weights_path(), model.manifest.feature_config)
+    except (ModelError, DetectorWeightsError) as exc:
         print(f"edge-run: {exc}", file=sys.stderr)
         return EXIT_MODEL
     try:

@@ -353,6 +353,14 @@ class Pipeline:
             return "pause"
         return "inspiration" if norm[-1] >= norm[-4] else "expiration"
 
+    def finish(self, now: float) -> None:
+        """End of a finite stream (a file): classify the cycle still open at its last frame.
+
+        A live stream never ends this way; its open cycle is simply not reported.
+        """
+        for cycle in self.detector.finish():
+            self._close_cycle(cycle, now)
+
     def close(self, timeout: float | None = 5.0) -> None:
         """Finish the queued cycles (up to ``timeout`` seconds) and stop the worker."""
         self.worker.close(timeout)
@@ -407,6 +415,7 @@ def stream_events(samples: np.ndarray, sample_rate: int,
     for start in range(0, pcm.size, chunk):
         block = pcm[start:start + chunk]
         pipe.handle(AudioChunk(start, block, int(sample_rate)), start / sample_rate)
+    pipe.finish(pcm.size / sample_rate)
     pipe.close(timeout=None)
     return events
 

@@ -1,40 +1,72 @@
 """Streaming breath-cycle detector on the log-mel frames.
 
-Breath sound is loudest mid-inspiration and quietest in the pause before the next breath,
-so cycle boundaries are taken at minima of a smoothed band-energy envelope. The breathing
-period is estimated causally from the envelope's autocorrelation over the last seconds and
-sets how far apart two boundaries must be. A minimum is confirmed once ``lookahead_s`` of
-later audio shows nothing lower, so every decision comes at most
-``lookahead_s + smooth_s / 2`` seconds after the boundary it places (the decision delay);
-a cycle longer than ``max_cycle_s`` is closed anyway.
+A cycle runs from one inspiration onset to the next (ICBHI's convention). Three causal stages:
+
+1. :class:`FrameNormaliser` subtracts a per-band running mean (exponential, ``norm_tau_s``)
+   from each log-mel frame, so gain and stethoscope colouring drop out.
+2. :class:`BoundaryNet` - a tiny causal dilated 1-D convolution stack in plain NumPy (weights
+   from a small ``.npz`` pinned by a SHA-256 manifest, trained by ``models.detector_train``)
+   - scores every frame for "a cycle boundary was here", ``lookahead`` frames after it: the
+   score of frame ``t - lookahead`` is known once frame ``t`` has arrived.
+3. :class:`BoundaryPicker` takes a score peak as a boundary once ``peak_frames`` later scores
+   are lower, if it clears ``threshold`` and lies at least ``gap_fraction`` of the running
+   breath period (median of recent cycles) after the previous boundary. A cycle longer than
+   ``max_cycle_s`` is closed anyway (``forced``).
+
+Every boundary is therefore decided exactly ``(lookahead + peak_frames) / fps`` seconds after
+the frame it is placed on (:attr:`BreathCycleDetector.decision_delay_s`; 0.416 s with the
+committed weights), and the cost per frame is :attr:`BoundaryNet.macs_per_frame`
+multiply-accumulates (13,656 committed) plus a few comparisons. At the end of a stream
+:meth:`BreathCycleDetector.finish` closes the open cycle at the last frame.
 """
 
 from __future__ import annotations
 
+import json
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
+from scipy.signal import lfilter
 
 from edge.features import FeatureConfig, mel_filterbank
+
+WEIGHTS_NAME = "breathseg.npz"
+MANIFEST_SUFFIX = ".manifest.json"
+WEIGHTS_FORMAT = "breathseg-causal-conv-v1"
+
+
+class DetectorWeightsError(Exception):
+    """The detector weights file is missing, corrupt or does not match its manifest."""
+
+
+def default_weights_path() -> Path:
+    """The committed detector weights (``models/exports/breathseg.npz``)."""
+    import models  # torch-free package marker; the exports folder ships with it
+
+    return Path(models.__file__).resolve().parent / "exports" / WEIGHTS_NAME
 
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    """Detector settings. The defaults come from ``steth-detect-eval --tune`` (random search
-    on the 43 ICBHI training recordings with audio; no test data involved)."""
+    """Peak-picking settings; the network's own settings travel in its manifest.
 
-    band_low_hz: float = 230.0  # breath-sound energy band of the envelope
-    band_high_hz: float = 420.0
-    smooth_s: float = 0.48  # centred moving average of the envelope
-    lookahead_s: float = 0.40  # confirmation delay of a minimum
-    history_s: float = 12.0  # envelope kept for the period estimate
-    min_period_s: float = 0.9  # fastest breathing considered (about 67 per minute)
+    ``threshold``, ``gap_fraction`` and ``default_period_s`` come from
+    ``steth-detect-eval --cv RUN --tune 60``: random search on the held-out scores of the
+    patient-grouped fold models over the 43 ICBHI training recordings (no test data).
+    """
+
+    weights: Path | None = None  # None: the committed models/exports/breathseg.npz
+    threshold: float = 0.385  # lowest boundary score taken as a boundary
+    peak_frames: int = 6  # later frames that must score lower before a peak is taken
+    gap_fraction: float = 0.755  # boundaries at least this share of the running period apart
+    min_period_s: float = 1.0  # fastest breathing considered (60 per minute)
     max_period_s: float = 7.0
-    default_period_s: float = 4.1
-    min_gap_fraction: float = 0.82  # boundaries at least this share of a period apart
-    search_fraction: float = 0.23  # a boundary is the lowest point this share either side
+    default_period_s: float = 2.108  # period assumed until a cycle has been seen
     max_cycle_s: float = 8.0
+    envelope_band_hz: tuple[float, float] = (230.0, 420.0)  # level display only
+    history_s: float = 12.0  # envelope kept for the level display
 
 
 @dataclass(frozen=True)
@@ -43,7 +75,223 @@ class Cycle:
 
     first: int
     last: int
-    forced: bool = False  # closed by max_cycle_s rather than by a minimum
+    forced: bool = False  # closed by max_cycle_s or the stream's end, not by a boundary
+
+
+# ---------------------------------------------------------------------------- weights
+
+
+def _sha256(path: Path) -> str:
+    from edge.manifest import sha256_file
+
+    return sha256_file(path)
+
+
+def without_mains_notch(features: FeatureConfig) -> FeatureConfig:
+    """The optional mains notch only removes interference; weights hold for either setting."""
+    return replace(features, filter=replace(features.filter, mains_hz=0.0))
+
+
+def load_weights(path: Path, features: FeatureConfig) -> tuple[dict[str, np.ndarray], dict]:
+    """Arrays and manifest of a detector weights file, checked against its manifest.
+
+    Raises
+    ------
+    DetectorWeightsError
+        If the file or its manifest is missing or unreadable, the SHA-256 differs, or the
+        weights were trained on another feature configuration (the mains notch aside).
+    """
+    path = Path(path)
+    manifest_path = Path(str(path) + MANIFEST_SUFFIX)
+    if not path.is_file():
+        raise DetectorWeightsError(f"{path}: detector weights not found "
+                                   "(reinstall, or retrain with steth-detector-train)")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DetectorWeightsError(f"{manifest_path}: cannot read the detector manifest "
+                                   f"({exc.__class__.__name__})") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != WEIGHTS_FORMAT:
+        raise DetectorWeightsError(f"{manifest_path}: not a {WEIGHTS_FORMAT} manifest")
+    digest = _sha256(path)
+    if digest != manifest.get("weights_sha256"):
+        raise DetectorWeightsError(f"{path}: SHA-256 {digest[:12]}... does not match the "
+                                   "manifest; the weights file is corrupt or was replaced")
+    expected = without_mains_notch(features).hash()
+    if manifest.get("feature_hash") != expected:
+        raise DetectorWeightsError(f"{path}: trained on features {manifest.get('feature_hash')}"
+                                   f", the stream uses {expected}; retrain the detector")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: np.asarray(data[k], dtype=np.float64) for k in data.files}
+    except (OSError, ValueError) as exc:
+        raise DetectorWeightsError(f"{path}: cannot read detector weights ({exc})") from exc
+    return arrays, manifest
+
+
+# ---------------------------------------------------------------------------- stage 1
+
+
+class FrameNormaliser:
+    """Causal per-band mean removal: ``x[t] - m[t]``, ``m`` an exponential running mean.
+
+    The mean starts at the first frame, so a stream is normalised from its first frame on.
+    """
+
+    def __init__(self, n_bands: int, tau_frames: float) -> None:
+        self.alpha = float(np.exp(-1.0 / tau_frames))
+        self.n_bands = n_bands
+        self.mean: np.ndarray | None = None
+
+    def push(self, frames: np.ndarray) -> np.ndarray:
+        x = np.asarray(frames, dtype=np.float64)
+        if x.shape[0] == 0:
+            return np.zeros((0, self.n_bands))
+        if self.mean is None:
+            self.mean = x[0].copy()
+        a = self.alpha
+        # m[t] = a m[t-1] + (1 - a) x[t]; lfilter's state for this filter is a * m[t-1].
+        mean, state = lfilter([1.0 - a], [1.0, -a], x, axis=0, zi=(a * self.mean)[None, :])
+        self.mean = state[0] / a
+        return x - mean
+
+    def reset(self) -> None:
+        self.mean = None
+
+
+# ---------------------------------------------------------------------------- stage 2
+
+
+class BoundaryNet:
+    """Causal dilated convolutions, NumPy only. Streaming state: a few past frames per layer.
+
+    Shapes (C channels, M mel bands): ``in_w (C, M)``; layer ``k``: ``conv{k}_w (C, C, 3)``
+    with taps at ``t - 2d, t - d, t`` (dilation ``d``), residual + ReLU; ``out_w (C,)``.
+    The torch twin in ``models.detector_train`` has the same layout.
+    """
+
+    def __init__(self, arrays: dict[str, np.ndarray], manifest: dict) -> None:
+        try:
+            self.dilations = [int(d) for d in manifest["dilations"]]
+            self.lookahead = int(manifest["lookahead_frames"])
+            self.tau_frames = float(manifest["norm_tau_frames"])
+            self.in_w, self.in_b = arrays["in_w"], arrays["in_b"]
+            self.convs = [(arrays[f"conv{k}_w"], arrays[f"conv{k}_b"])
+                          for k in range(len(self.dilations))]
+            self.out_w, self.out_b = arrays["out_w"], float(arrays["out_b"].reshape(-1)[0])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DetectorWeightsError(f"detector weights lack {exc}; retrain them") from exc
+        self.channels, self.n_bands = self.in_w.shape
+        for w, _ in self.convs:
+            if w.shape != (self.channels, self.channels, 3):
+                raise DetectorWeightsError(f"detector conv weights have shape {w.shape}, "
+                                           f"expected ({self.channels}, {self.channels}, 3)")
+        self.history = [np.zeros((2 * d, self.channels)) for d in self.dilations]
+
+    @property
+    def macs_per_frame(self) -> int:
+        c = self.channels
+        return c * self.n_bands + len(self.convs) * 3 * c * c + c
+
+    @property
+    def receptive_field(self) -> int:
+        return 1 + 2 * sum(self.dilations)
+
+    def push(self, x: np.ndarray) -> np.ndarray:
+        """Normalised frames ``(n, M)`` -> logits ``(n,)`` of frames ``t - lookahead``."""
+        n = x.shape[0]
+        h = np.maximum(x @ self.in_w.T + self.in_b, 0.0)  # (n, C)
+        for k, ((w, b), d) in enumerate(zip(self.convs, self.dilations, strict=True)):
+            buf = np.concatenate([self.history[k], h])  # (2d + n, C)
+            y = buf[:n] @ w[:, :, 0].T + buf[d:d + n] @ w[:, :, 1].T + buf[2 * d:] @ w[:, :, 2].T
+            self.history[k] = buf[n:]  # the last 2d inputs
+            h = h + np.maximum(y + b, 0.0)  # (n, C)
+        return h @ self.out_w + self.out_b  # (n,)
+
+    def reset(self) -> None:
+        self.history = [np.zeros_like(hist) for hist in self.history]
+
+
+# ---------------------------------------------------------------------------- stage 3
+
+
+class BoundaryPicker:
+    """Boundary scores (one per frame, in order) -> closed cycles. See the module docstring."""
+
+    def __init__(self, config: DetectorConfig, fps: float) -> None:
+        self.config = config
+        self.fps = fps
+        self.peak = int(config.peak_frames)
+        self.max_cycle = round(config.max_cycle_s * fps)
+        self.reset()
+
+    def reset(self) -> None:
+        self.scores: deque[float] = deque(maxlen=2 * self.peak + 1)
+        self.next_frame = 0  # frame index the next score belongs to
+        self.last_boundary: int | None = None
+        self.provisional = 0  # stream start: a cycle from here is only ever closed by force
+        self.recent: deque[int] = deque(maxlen=5)  # lengths of recent unforced cycles
+        self.period_frames = self.config.default_period_s * self.fps
+
+    def push(self, scores: np.ndarray) -> list[Cycle]:
+        closed: list[Cycle] = []
+        for score in scores:
+            self.scores.append(float(score))
+            self.next_frame += 1
+            cycle = self._step()
+            if cycle is not None:
+                closed.append(cycle)
+        return closed
+
+    def _step(self) -> Cycle | None:
+        candidate = self.next_frame - 1 - self.peak  # frame whose peak status is now known
+        if candidate < 0:
+            return None
+        start = self.last_boundary if self.last_boundary is not None else self.provisional
+        if candidate - start >= self.max_cycle:
+            return self._close(candidate, forced=True)
+        if self.last_boundary is not None and candidate - self.last_boundary < self._min_gap():
+            return None
+        window = list(self.scores)
+        centre = len(window) - 1 - self.peak
+        value = window[centre]
+        if (value < self.config.threshold or max(window[centre + 1:], default=-np.inf) > value
+                or max(window[:centre], default=-np.inf) >= value):
+            return None
+        return self._close(candidate, forced=False)
+
+    def finish(self, end_frame: int) -> list[Cycle]:
+        """End of stream: close the open cycle at ``end_frame`` (forced) if it is long enough."""
+        start = self.last_boundary
+        if start is None or end_frame - start < self.config.min_period_s * self.fps:
+            return []
+        self.last_boundary = end_frame
+        return [Cycle(start, end_frame, True)]
+
+    def _min_gap(self) -> float:
+        c = self.config
+        return max(c.min_period_s * self.fps, c.gap_fraction * self.period_frames)
+
+    def _close(self, boundary: int, forced: bool) -> Cycle | None:
+        previous = self.last_boundary
+        self.last_boundary = boundary
+        if previous is None:
+            # The first boundary opens the first cycle; only a forced close emits the
+            # stretch from the stream start (so a stream without breaths still yields cycles).
+            return Cycle(self.provisional, boundary, True) if forced else None
+        if not forced:
+            self.recent.append(boundary - previous)
+            c = self.config
+            self.period_frames = float(np.clip(np.median(self.recent), c.min_period_s * self.fps,
+                                               c.max_period_s * self.fps))
+        return Cycle(previous, boundary, forced)
+
+
+# ---------------------------------------------------------------------------- the detector
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
 
 
 class BreathCycleDetector:
@@ -52,119 +300,81 @@ class BreathCycleDetector:
     Parameters
     ----------
     features : FeatureConfig
-        The feature stream's configuration (for frame rate and mel centres).
+        The feature stream's configuration (frame rate, mel bands; must match the weights').
     config : DetectorConfig
-        Detector settings, tuned on ICBHI training recordings only.
+        Peak-picking settings and the weights file.
+
+    Raises
+    ------
+    DetectorWeightsError
+        If the weights file is missing, corrupt or trained on other features.
     """
 
     def __init__(self, features: FeatureConfig | None = None,
                  config: DetectorConfig | None = None) -> None:
         self.features = features or FeatureConfig()
         self.config = c = config or DetectorConfig()
-        fps = self.features.frames_per_second
-        self.fps = fps
+        self.fps = self.features.frames_per_second
+        arrays, manifest = load_weights(c.weights or default_weights_path(), self.features)
+        self.net = BoundaryNet(arrays, manifest)
+        self.normaliser = FrameNormaliser(self.features.n_mels, self.net.tau_frames)
+        self.picker = BoundaryPicker(c, self.fps)
         fb = mel_filterbank(self.features.sample_rate, self.features.n_fft, self.features.n_mels,
                             self.features.fmin_hz, self.features.fmax_hz)
         bin_hz = np.arange(fb.shape[0]) * self.features.sample_rate / self.features.n_fft
         centres = (fb * bin_hz[:, None]).sum(axis=0)
-        self.band = (centres >= c.band_low_hz) & (centres <= c.band_high_hz)
-        self.smooth = max(1, round(c.smooth_s * fps) | 1)  # odd length
-        self.lookahead = max(1, round(c.lookahead_s * fps))
-        self.history = round(c.history_s * fps)
-        self.raw: deque[float] = deque(maxlen=self.smooth)
-        self.env: deque[float] = deque(maxlen=self.history)  # smoothed envelope
-        self.env_start = 0  # frame index of env[0]
-        self.frames_seen = 0
-        self.last_boundary: int | None = None
-        self.period_frames = c.default_period_s * fps
-        self.frames_since_period = 0
+        self.band = (centres >= c.envelope_band_hz[0]) & (centres <= c.envelope_band_hz[1])
+        self.env: deque[float] = deque(maxlen=round(c.history_s * self.fps))
+        self.frames_pushed = 0  # since the last reset
 
     @property
     def decision_delay_s(self) -> float:
-        return (self.lookahead + self.smooth // 2) / self.fps
+        """Longest time from a boundary's frame to the push that returns its cycle."""
+        return (self.net.lookahead + self.picker.peak) / self.fps
 
-    def envelope_value(self, frame: np.ndarray) -> float:
-        """Log energy of the breath band of one log-mel frame."""
-        return float(np.log(np.exp(frame[self.band]).sum() + 1e-12))
+    @property
+    def period_frames(self) -> float:
+        """Running breath period (median of recent cycles), in frames."""
+        return self.picker.period_frames
+
+    def boundary_scores(self, frames: np.ndarray) -> np.ndarray:
+        """Scores in [0, 1] of frames ``t - lookahead`` for the pushed frames ``t``."""
+        return _sigmoid(self.net.push(self.normaliser.push(frames)))
 
     def push(self, frames: np.ndarray) -> list[Cycle]:
         """Consume new frames ``(n, n_mels)``; return the cycles they close."""
-        closed: list[Cycle] = []
-        for frame in frames:
-            self.raw.append(self.envelope_value(frame))
-            self.frames_seen += 1
-            if len(self.raw) < self.smooth:
-                continue
-            # The smoothed value belongs to the centre of the averaging window.
-            centre = self.frames_seen - 1 - self.smooth // 2
-            if not self.env:
-                self.env_start = centre
-            elif len(self.env) == self.env.maxlen:
-                self.env_start += 1
-            self.env.append(float(np.mean(self.raw)))
-            cycle = self._step(centre)
-            if cycle is not None:
-                closed.append(cycle)
-        return closed
+        if frames.shape[0] == 0:
+            return []
+        # Envelope for the level display (the detector itself reads the scores).
+        band = np.log(np.exp(np.asarray(frames, dtype=np.float64)[:, self.band]).sum(axis=1)
+                      + 1e-12)
+        self.env.extend(band.tolist())
+        scores = self.boundary_scores(frames)
+        # The first `lookahead` scores refer to frames before the stream start.
+        skip = max(0, self.net.lookahead - self.frames_pushed)
+        self.frames_pushed += frames.shape[0]
+        return self.picker.push(scores[skip:])
 
-    def _update_period(self) -> None:
-        c = self.config
-        env = np.asarray(self.env)
-        if env.size < 2 * c.max_period_s * self.fps * 0.5:
-            return
-        x = env - env.mean()
-        lo, hi = int(c.min_period_s * self.fps), min(int(c.max_period_s * self.fps), x.size - 1)
-        if hi <= lo:
-            return
-        spectrum = np.fft.rfft(x, n=2 * x.size)
-        ac = np.fft.irfft(spectrum * np.conj(spectrum))[:x.size]
-        ac /= ac[0] + 1e-12
-        lag = lo + int(np.argmax(ac[lo:hi]))
-        if ac[lag] > 0.1:  # a weak peak means no steady rhythm: keep the old estimate
-            self.period_frames = 0.7 * self.period_frames + 0.3 * lag
+    def finish(self) -> list[Cycle]:
+        """The stream has ended: the open cycle ends at the last frame (``forced``).
 
-    def _step(self, newest: int) -> Cycle | None:
-        c = self.config
-        self.frames_since_period += 1
-        if self.frames_since_period >= self.fps:  # re-estimate once a second
-            self.frames_since_period = 0
-            self._update_period()
-        candidate = newest - self.lookahead
-        if candidate < self.env_start:
-            return None
-        if self.last_boundary is None:
-            self.last_boundary = candidate  # the stream start is not a breath boundary
-            return None
-        since = candidate - self.last_boundary
-        if since >= c.max_cycle_s * self.fps:
-            return self._close(candidate, forced=True)
-        if since < c.min_gap_fraction * self.period_frames:
-            return None
-        reach = int(c.search_fraction * self.period_frames)
-        lo = max(self.env_start, candidate - reach, self.last_boundary + 1)
-        window = np.asarray(self.env)[lo - self.env_start:newest - self.env_start + 1]
-        if window.size and lo + int(np.argmin(window)) == candidate:
-            return self._close(candidate, forced=False)
-        return None
-
-    def _close(self, boundary: int, forced: bool) -> Cycle:
-        assert self.last_boundary is not None
-        cycle = Cycle(self.last_boundary, boundary, forced)
-        self.last_boundary = boundary
-        return cycle
+        Without this a recording's last cycle is lost: its closing boundary would need
+        ``decision_delay_s`` of audio after the end.
+        """
+        return self.picker.finish(self.frames_pushed - 1)
 
     def reset(self) -> None:
         """Forget everything (after a gap in the audio: never stitch across it)."""
-        self.raw: deque[float] = deque(maxlen=self.smooth)
-        self.env: deque[float] = deque(maxlen=self.history)  # smoothed envelope
-        self.env_start = 0  # frame index of env[0]
-        self.frames_seen = 0
-        self.last_boundary: int | None = None
-        self.period_frames = self.config.default_period_s * self.fps
-        self.frames_since_period = 0
+        self.normaliser.reset()
+        self.net.reset()
+        self.picker.reset()
+        self.env.clear()
+        self.frames_pushed = 0
 
 
 def detect_cycles(frames: np.ndarray, features: FeatureConfig | None = None,
                   config: DetectorConfig | None = None) -> list[Cycle]:
-    """All cycles of a whole recording's frames (the streaming detector run to the end)."""
-    return BreathCycleDetector(features, config).push(frames)
+    """All cycles of a whole recording's frames: the streaming detector run to the end,
+    then :meth:`BreathCycleDetector.finish`."""
+    detector = BreathCycleDetector(features, config)
+    return detector.push(frames) + detector.finish()

@@ -3,10 +3,18 @@
 Matching rule: detected and annotated intervals are paired one-to-one, greedily by
 decreasing IoU, and a pair counts when its IoU reaches the threshold.
 
-- ICBHI (contiguous cycle annotations, training recordings with audio): event precision,
-  recall and F1 at IoU >= 0.5, and median |onset error| and |offset error| of matched pairs.
+- ICBHI (contiguous cycle annotations, the 43 training recordings with audio): event
+  precision, recall and F1 at IoU >= 0.5, and median |onset error| and |offset error| of
+  matched pairs. ``--cv RUN`` gives the honest number: patient-grouped cross-validation with
+  the fold models of ``steth-detector-train --cv`` (each fold's model and, with ``--tune``,
+  its peak-picking settings never saw the fold's patients). Without ``--cv`` the ICBHI score
+  of the committed weights is an all-data fit (they were trained on these recordings).
 - SPRSound test (annotated segments cover only part of each recording): recall of annotated
   events at IoU >= 0.3, and the share of detected time that lies outside every annotation.
+  Never used for training or tuning.
+
+Every recording runs through the streaming detector from its first frame; at its end the
+open cycle is closed at the last frame (:meth:`edge.segment.BreathCycleDetector.finish`).
 """
 
 from __future__ import annotations
@@ -14,13 +22,21 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict, dataclass
+import time
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from edge.features import FeatureConfig
-from edge.segment import DetectorConfig, detect_cycles
+from edge.segment import (
+    BoundaryPicker,
+    BreathCycleDetector,
+    Cycle,
+    DetectorConfig,
+    DetectorWeightsError,
+    detect_cycles,
+)
 from models.datasets import DataError, Recording, default_data_root, load_icbhi, load_sprsound
 from models.feature_cache import cached_features
 
@@ -49,12 +65,15 @@ def match(detected: list[Interval], truth: list[Interval],
     return out
 
 
+def cycle_intervals(cycles: list[Cycle], fps: float) -> list[Interval]:
+    # Frame t ends at (t + 1) / fps seconds; a cycle [first, last) spans these edges.
+    return [((c.first + 1) / fps, (c.last + 1) / fps) for c in cycles]
+
+
 def detected_intervals(frames: np.ndarray, features: FeatureConfig,
                        config: DetectorConfig) -> list[Interval]:
-    fps = features.frames_per_second
-    # Frame t ends at (t + 1) / fps seconds; a cycle [first, last) spans these edges.
-    return [((c.first + 1) / fps, (c.last + 1) / fps)
-            for c in detect_cycles(frames, features, config)]
+    """Cycles of the streaming detector run over a whole recording, in seconds."""
+    return cycle_intervals(detect_cycles(frames, features, config), features.frames_per_second)
 
 
 @dataclass
@@ -70,27 +89,46 @@ class IcbhiDetection:
     median_offset_error_s: float
 
 
-def score_icbhi(recordings: list[Recording], config: DetectorConfig) -> IcbhiDetection:
-    features = FeatureConfig()
-    n_true = n_det = n_match = 0
-    onset, offset = [], []
-    for rec in recordings:
-        frames = cached_features(rec, features)
-        detected = detected_intervals(frames, features, config)
-        truth = [(c.start, c.end) for c in rec.events]
-        pairs = match(detected, truth, 0.5)
-        n_true, n_det, n_match = n_true + len(truth), n_det + len(detected), n_match + len(pairs)
-        onset += [abs(detected[i][0] - truth[j][0]) for i, j in pairs]
-        offset += [abs(detected[i][1] - truth[j][1]) for i, j in pairs]
+@dataclass
+class RecordingMatch:
+    annotated: int
+    detected: int
+    onset_errors: list[float]
+    offset_errors: list[float]
+
+
+def match_icbhi(detected: list[Interval], rec: Recording) -> RecordingMatch:
+    truth = [(c.start, c.end) for c in rec.events]
+    pairs = match(detected, truth, 0.5)
+    return RecordingMatch(len(truth), len(detected),
+                          [abs(detected[i][0] - truth[j][0]) for i, j in pairs],
+                          [abs(detected[i][1] - truth[j][1]) for i, j in pairs])
+
+
+def summarise_icbhi(results: list[RecordingMatch]) -> IcbhiDetection:
+    n_true = sum(r.annotated for r in results)
+    n_det = sum(r.detected for r in results)
+    onset = [e for r in results for e in r.onset_errors]
+    offset = [e for r in results for e in r.offset_errors]
+    n_match = len(onset)
     precision = n_match / n_det if n_det else 0.0
     recall = n_match / n_true if n_true else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return IcbhiDetection(len(recordings), n_true, n_det, n_match, precision, recall, f1,
+    return IcbhiDetection(len(results), n_true, n_det, n_match, precision, recall, f1,
                           float(np.median(onset)) if onset else float("nan"),
                           float(np.median(offset)) if offset else float("nan"))
 
 
+def score_icbhi(recordings: list[Recording], config: DetectorConfig) -> IcbhiDetection:
+    """F1 at IoU >= 0.5 of the streaming detector on ICBHI cycles."""
+    features = FeatureConfig()
+    return summarise_icbhi([match_icbhi(detected_intervals(cached_features(rec, features),
+                                                           features, config), rec)
+                            for rec in recordings])
+
+
 def score_sprsound(recordings: list[Recording], config: DetectorConfig) -> dict:
+    """Recall of annotated events at IoU >= 0.3 and share of detected time outside them."""
     features = FeatureConfig()
     n_events = n_recalled = 0
     detected_time = outside_time = 0.0
@@ -106,30 +144,124 @@ def score_sprsound(recordings: list[Recording], config: DetectorConfig) -> dict:
             covered = sum(max(0.0, min(d[1], t[1]) - max(d[0], t[0])) for t in truth)
             detected_time += d[1] - d[0]
             outside_time += max(0.0, (d[1] - d[0]) - covered)
-    return {"events": n_events, "recall_iou_0.3": n_recalled / n_events if n_events else 0.0,
+    return {"recordings": sum(1 for r in recordings if r.events), "events": n_events,
+            "recall_iou_0.3": n_recalled / n_events if n_events else 0.0,
             "detected_seconds": detected_time,
             "share_outside_annotations": outside_time / detected_time if detected_time else 0.0}
 
 
 SEARCH_SPACE = {
-    "band_low_hz": (60.0, 300.0), "band_high_hz": (400.0, 1800.0), "smooth_s": (0.1, 0.6),
-    "lookahead_s": (0.2, 0.6), "min_gap_fraction": (0.4, 0.85),
-    "search_fraction": (0.2, 0.6), "default_period_s": (2.0, 4.5),
+    "threshold": (0.1, 0.8), "gap_fraction": (0.3, 0.8), "default_period_s": (2.0, 4.5),
 }
 
 
-def tune(recordings: list[Recording], trials: int, seed: int = 0) -> DetectorConfig:
-    """Random search of the detector settings on ICBHI training recordings (F1 at IoU 0.5)."""
+@dataclass
+class Scored:
+    """A recording with the network's boundary scores (frame i has score i)."""
+
+    rec: Recording
+    scores: np.ndarray
+    n_frames: int
+
+
+def score_recording(rec: Recording, config: DetectorConfig) -> Scored:
+    features = FeatureConfig()
+    detector = BreathCycleDetector(features, config)
+    frames = cached_features(rec, features)
+    return Scored(rec, detector.boundary_scores(frames)[detector.net.lookahead:],
+                  frames.shape[0])
+
+
+def pick_cycles(scored: Scored, config: DetectorConfig) -> list[Cycle]:
+    """What :func:`edge.segment.detect_cycles` returns, from cached scores."""
+    picker = BoundaryPicker(config, FeatureConfig().frames_per_second)
+    return picker.push(scored.scores) + picker.finish(scored.n_frames - 1)
+
+
+def f1_of(scored: list[Scored], config: DetectorConfig) -> IcbhiDetection:
+    fps = FeatureConfig().frames_per_second
+    return summarise_icbhi([match_icbhi(cycle_intervals(pick_cycles(s, config), fps), s.rec)
+                            for s in scored])
+
+
+def tune_on(scored: list[Scored], trials: int, base: DetectorConfig,
+            seed: int = 0) -> DetectorConfig:
+    """Random search of the peak-picking settings (F1 at IoU 0.5) on scored recordings."""
     rng = np.random.default_rng(seed)
-    best_config, best = DetectorConfig(), score_icbhi(recordings, DetectorConfig()).f1
-    for trial in range(trials):
-        values = {k: float(rng.uniform(*r)) for k, r in SEARCH_SPACE.items()}
-        config = DetectorConfig(**values)
-        f1 = score_icbhi(recordings, config).f1
+    best_config, best = base, f1_of(scored, base).f1
+    for _ in range(trials):
+        values = {k: round(float(rng.uniform(*r)), 3) for k, r in SEARCH_SPACE.items()}
+        config = replace(base, **values)
+        f1 = f1_of(scored, config).f1
         if f1 > best:
             best, best_config = f1, config
-            print(f"trial {trial}: F1 {f1:.3f} {values}", file=sys.stderr, flush=True)
+    print(f"tuned on {len(scored)} recordings: F1 {best:.3f} "
+          f"{ {k: getattr(best_config, k) for k in SEARCH_SPACE} }", file=sys.stderr, flush=True)
     return best_config
+
+
+def tune(recordings: list[Recording], trials: int, base: DetectorConfig) -> DetectorConfig:
+    """Tune on ICBHI training recordings scored by ``base``'s weights."""
+    return tune_on([score_recording(r, base) for r in recordings], trials, base)
+
+
+def cross_validate(run: Path, recordings: list[Recording], base: DetectorConfig,
+                   trials: int) -> tuple[IcbhiDetection, list[dict], DetectorConfig]:
+    """Patient-grouped cross-validation of the fold models of ``run/folds.json``.
+
+    Each fold's model scores only its held-out patients. With ``trials``, fold k's
+    peak-picking settings are tuned on the other folds' held-out scores (never on fold k's
+    patients); the settings tuned on all held-out scores are returned for shipping.
+    """
+    try:
+        folds = json.loads((run / "folds.json").read_text())["folds"]
+    except (OSError, json.JSONDecodeError, KeyError) as exc:
+        raise DataError(f"{run / 'folds.json'}: no cross-validation run there "
+                        "(train one with steth-detector-train --cv)") from exc
+    scored: list[list[Scored]] = []
+    for fold in folds:
+        held_out = set(fold["held_out_patients"])
+        weights = replace(base, weights=Path(fold["weights"]))
+        scored.append([score_recording(r, weights) for r in recordings if r.patient in held_out])
+    results: list[RecordingMatch] = []
+    per_fold = []
+    fps = FeatureConfig().frames_per_second
+    for k, fold in enumerate(folds):
+        config = replace(base, weights=Path(fold["weights"]))
+        if trials:
+            others = [s for j, group in enumerate(scored) if j != k for s in group]
+            config = tune_on(others, trials, config)
+        fold_results = [match_icbhi(cycle_intervals(pick_cycles(s, config), fps), s.rec)
+                        for s in scored[k]]
+        results += fold_results
+        per_fold.append({"weights": fold["weights"],
+                         "held_out_patients": sorted(fold["held_out_patients"]),
+                         "f1": summarise_icbhi(fold_results).f1,
+                         "settings": {name: getattr(config, name) for name in SEARCH_SPACE}})
+    pooled = tune_on([s for group in scored for s in group], trials, base) if trials else base
+    return summarise_icbhi(results), per_fold, pooled
+
+
+def cpu_per_frame(recordings: list[Recording], config: DetectorConfig, block: int = 2) -> float:
+    """CPU seconds per frame of the streaming detector fed ``block`` frames per push (the
+    pipeline pushes about two frames per 256-sample device chunk)."""
+    features = FeatureConfig()
+    frames_done, cpu = 0, 0.0
+    for rec in recordings:
+        frames = cached_features(rec, features)
+        detector = BreathCycleDetector(features, config)
+        start = time.process_time()
+        for i in range(0, frames.shape[0], block):
+            detector.push(frames[i:i + block])
+        cpu += time.process_time() - start
+        frames_done += frames.shape[0]
+    return cpu / max(1, frames_done)
+
+
+MATCHING_RULE = ("one-to-one greedy pairing by decreasing IoU; ICBHI: a pair counts at IoU >= "
+                 "0.5 (precision, recall, F1, median |onset|/|offset| error of pairs); "
+                 "SPRSound test: recall of annotated events at IoU >= 0.3, and share of "
+                 "detected time outside every annotation")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,24 +270,52 @@ def main(argv: list[str] | None = None) -> int:
         description="Score the streaming breath-cycle detector on ICBHI cycles (F1 at IoU "
                     ">= 0.5) and SPRSound test events (recall at IoU >= 0.3).")
     parser.add_argument("--data", type=Path, default=default_data_root())
+    parser.add_argument("--weights", type=Path, default=None,
+                        help="detector weights (.npz; default: the committed ones)")
+    parser.add_argument("--cv", type=Path, default=None, metavar="RUN",
+                        help="ICBHI score by patient-grouped cross-validation: the fold models "
+                             "of `steth-detector-train --cv` (RUN/folds.json)")
     parser.add_argument("--sprsound-limit", type=int, default=0,
                         help="first N SPRSound test recordings (0 = all)")
+    parser.add_argument("--no-sprsound", action="store_true", help="skip SPRSound test")
     parser.add_argument("--tune", type=int, default=0, metavar="TRIALS",
-                        help="random-search the settings on ICBHI training recordings first")
+                        help="random-search the peak-picking settings on ICBHI training "
+                             "recordings first (with --cv: on each fold's training patients)")
     args = parser.parse_args(argv)
-    config = DetectorConfig()
-    if args.tune:
-        config = tune(load_icbhi(args.data, "train"), args.tune)
+    config = DetectorConfig(weights=args.weights)
+    report: dict = {"matching_rule": MATCHING_RULE}
     try:
-        icbhi = score_icbhi(load_icbhi(args.data, "train"), config)
-        spr_recs = load_sprsound(args.data, "test")
-        if args.sprsound_limit:
-            spr_recs = spr_recs[:args.sprsound_limit]
-        spr = score_sprsound(spr_recs, config)
-    except DataError as exc:
+        icbhi_recs = load_icbhi(args.data, "train")
+        if args.cv is not None:
+            cv, per_fold, pooled = cross_validate(args.cv, icbhi_recs, config, args.tune)
+            report["icbhi_train_patient_cv"] = asdict(cv)
+            report["folds"] = per_fold
+            if args.tune:
+                report["settings_tuned_on_all_held_out_scores"] = {
+                    k: getattr(pooled, k) for k in SEARCH_SPACE}
+            config = replace(config, weights=Path(per_fold[0]["weights"]))
+        else:
+            if args.tune:
+                config = tune(icbhi_recs, args.tune, config)
+            # The shipped weights were trained on these recordings: an in-sample fit.
+            report["icbhi_train_all_data_fit"] = asdict(score_icbhi(icbhi_recs, config))
+            if not args.no_sprsound:
+                spr_recs = load_sprsound(args.data, "test")
+                if args.sprsound_limit:
+                    spr_recs = spr_recs[:args.sprsound_limit]
+                report["sprsound_test"] = score_sprsound(spr_recs, config)
+        detector = BreathCycleDetector(FeatureConfig(), config)
+    except (DataError, DetectorWeightsError) as exc:
         print(f"steth-detect-eval: {exc}", file=sys.stderr)
         return 2
-    report = {"detector": asdict(config), "icbhi_train": asdict(icbhi), "sprsound_test": spr}
+    report["detector"] = {k: str(v) if isinstance(v, Path) else v
+                          for k, v in asdict(config).items()}
+    report["decision_delay_s"] = detector.decision_delay_s
+    report["macs_per_frame"] = detector.net.macs_per_frame
+    if args.cv is None:
+        per_frame = cpu_per_frame(icbhi_recs[:10], config)
+        report["cpu_us_per_frame"] = round(per_frame * 1e6, 1)
+        report["cpu_share_of_real_time"] = round(per_frame * detector.fps, 5)
     print(json.dumps(report, indent=2))
     return 0
 

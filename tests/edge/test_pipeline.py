@@ -1,4 +1,6 @@
-"""Edge pipeline: detector on synthetic breaths, stale detection, inference isolation."""
+"""Edge pipeline: events on synthetic breaths, gaps, stale detection, inference isolation.
+
+The detector's own tests are in test_segment.py."""
 
 from __future__ import annotations
 
@@ -10,11 +12,10 @@ import pytest
 
 from edge.decode import AudioChunk, Gap
 from edge.events import validate
-from edge.features import FeatureConfig, recording_features
+from edge.features import FeatureConfig
 from edge.infer import CycleModel
 from edge.pipeline import Pipeline
 from edge.protocol import DeviceInfo
-from edge.segment import BreathCycleDetector, detect_cycles
 from tests.foundation.tiny_model import make_tiny_model
 
 RATE = 8000
@@ -29,37 +30,6 @@ def synthetic_breathing(period_s: float, n_breaths: int, seed: int = 0) -> np.nd
                      np.where(t < 0.75, 0.6 * np.sin(np.pi * (t - 0.4) / 0.35), 0.0))
     envelope = np.tile(shape, n_breaths) + 0.02
     return 0.2 * envelope * rng.standard_normal(envelope.size)
-
-
-def test_detector_finds_synthetic_cycles_with_known_boundaries():
-    period = 3.0
-    frames = recording_features(synthetic_breathing(period, 10), RATE)
-    cycles = detect_cycles(frames)
-    fps = FeatureConfig().frames_per_second
-    boundaries = np.array([(c.last + 1) / fps for c in cycles])
-    assert len(cycles) >= 7
-    # True boundaries sit in the pauses: between 0.75 and 1.0 of each period. The first
-    # cycle closes before the detector has learnt the period, so it is left out.
-    phase = (boundaries[1:] % period) / period
-    assert np.all((phase > 0.65) | (phase < 0.08)), phase
-    durations = np.diff(boundaries[1:])
-    assert np.allclose(durations, period, atol=0.35)
-
-
-def test_detector_is_block_size_invariant_and_has_bounded_delay():
-    frames = recording_features(synthetic_breathing(2.5, 8, seed=1), RATE)
-    whole = detect_cycles(frames)
-    detector = BreathCycleDetector()
-    rng = np.random.default_rng(0)
-    pieces, i = [], 0
-    while i < frames.shape[0]:
-        n = int(rng.integers(1, 40))
-        pieces += [(c, i + n) for c in detector.push(frames[i:i + n])]
-        i += n
-    assert [c for c, _ in pieces] == whole
-    fps = FeatureConfig().frames_per_second
-    for cycle, seen in pieces:
-        assert (seen - cycle.last) / fps <= detector.decision_delay_s + 40 / fps
 
 
 @pytest.fixture()

@@ -1,0 +1,275 @@
+"""Breath-cycle detector (edge/segment.py): synthetic breaths, streaming invariance, decision
+delay, the weights file and its manifest, and real recordings above measured floors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.features import FeatureConfig, recording_features
+from edge.manifest import sha256_file
+from edge.segment import (
+    MANIFEST_SUFFIX,
+    BoundaryPicker,
+    BreathCycleDetector,
+    Cycle,
+    DetectorConfig,
+    DetectorWeightsError,
+    default_weights_path,
+    detect_cycles,
+    load_weights,
+)
+from tests.conftest import note_loaded, require
+from tests.edge.test_pipeline import synthetic_breathing  # boundaries at k * period
+
+RATE = 8000
+FPS = FeatureConfig().frames_per_second
+
+
+# ---------------------------------------------------------------- synthetic breaths
+
+
+@pytest.mark.parametrize("period", [2.0, 3.0, 4.0])
+def test_synthetic_boundaries_found_within_tolerance(period):
+    frames = recording_features(synthetic_breathing(period, 10, seed=int(period)), RATE)
+    cycles = BreathCycleDetector().push(frames)
+    assert cycles and not any(c.forced for c in cycles)
+    assert [c.first for c in cycles[1:]] == [c.last for c in cycles[:-1]]
+    found = np.array([(c.first + 1) / FPS for c in cycles[:1]]
+                     + [(c.last + 1) / FPS for c in cycles])
+    true = np.arange(1, 10) * period  # inspiration onsets after the stream start
+    error = np.abs(found[:, None] - true[None, :])
+    # At least 7 of the 9 found within 0.25 s. While the running period settles from its
+    # 3.4 s default an expiration onset may be taken once (at 2 s breathing it is); from the
+    # fourth boundary on, nothing but true boundaries.
+    assert np.count_nonzero(error.min(axis=0) <= 0.25) >= 7, (found, true)
+    assert np.all(error.min(axis=1)[3:] <= 0.25), (found, true)
+
+
+# ---------------------------------------------------------------- streaming
+
+
+def push_in_random_blocks(detector: BreathCycleDetector, frames: np.ndarray,
+                          seed: int) -> list[tuple[Cycle, int]]:
+    """(cycle, frames pushed when it came out) for random block sizes 1..60."""
+    rng = np.random.default_rng(seed)
+    out, i = [], 0
+    while i < frames.shape[0]:
+        n = int(rng.integers(1, 60))
+        out += [(c, i + n) for c in detector.push(frames[i:i + n])]
+        i += n
+    return out
+
+
+def test_block_size_invariance_and_bounded_decision_delay():
+    frames = recording_features(synthetic_breathing(2.5, 12, seed=1), RATE)
+    whole = BreathCycleDetector().push(frames)
+    assert len(whole) >= 8
+    detector = BreathCycleDetector()
+    for seed in range(3):
+        detector.reset()
+        pieces = push_in_random_blocks(detector, frames, seed)
+        assert [c for c, _ in pieces] == whole
+    delay_frames = round(detector.decision_delay_s * FPS)
+    assert detector.decision_delay_s <= 0.5  # the stated bound (lookahead + peak check)
+    # Frame by frame: each cycle comes out as soon as the delay after its boundary frame has
+    # passed (frame `last` plus lookahead + peak check), never later.
+    detector.reset()
+    seen = 0
+    for t in range(frames.shape[0]):
+        for cycle in detector.push(frames[t:t + 1]):
+            assert not cycle.forced and t - cycle.last == delay_frames
+            seen += 1
+    assert seen == len(whole)
+
+
+def test_reset_forgets_the_past():
+    frames = recording_features(synthetic_breathing(3.0, 6, seed=2), RATE)
+    detector = BreathCycleDetector()
+    first = detector.push(frames)
+    detector.reset()
+    assert detector.push(frames) == first
+
+
+def test_finish_closes_the_open_cycle_at_the_last_frame():
+    frames = recording_features(synthetic_breathing(3.0, 6, seed=3), RATE)
+    detector = BreathCycleDetector()
+    pushed = detector.push(frames)
+    tail = detector.finish()
+    assert tail == [Cycle(pushed[-1].last, frames.shape[0] - 1, True)]
+    assert detector.finish() == []  # nothing left open
+    assert detect_cycles(frames) == pushed + tail
+
+
+# ---------------------------------------------------------------- peak picking
+
+
+def picker(**overrides) -> BoundaryPicker:
+    config = DetectorConfig(**{"threshold": 0.5, "peak_frames": 3, "gap_fraction": 0.5,
+                               "min_period_s": 1.0, "default_period_s": 3.0,
+                               "max_cycle_s": 8.0, **overrides})
+    return BoundaryPicker(config, FPS)
+
+
+def bumps(n: int, at: list[int], height: float = 0.9) -> np.ndarray:
+    scores = np.full(n, 0.05)
+    for a in at:
+        scores[a - 2:a + 3] = height * np.array([0.3, 0.6, 1.0, 0.6, 0.3])
+    return scores
+
+
+def test_picker_opens_at_the_first_boundary_and_closes_at_the_next():
+    cycles = picker().push(bumps(800, [100, 300, 500]))
+    assert cycles == [Cycle(100, 300), Cycle(300, 500)]
+
+
+def test_picker_refractory_period_suppresses_close_peaks():
+    # 40 frames (0.64 s) after a boundary is inside min_period_s = 1 s: ignored.
+    cycles = picker().push(bumps(800, [100, 140, 300]))
+    assert cycles == [Cycle(100, 300)]
+
+
+def test_picker_ignores_peaks_below_threshold_and_forces_long_cycles():
+    p = picker(max_cycle_s=4.0)
+    cycles = p.push(bumps(800, [100, 200], height=0.4))
+    max_cycle = round(4.0 * FPS)
+    assert cycles == [Cycle(k * max_cycle, (k + 1) * max_cycle, True) for k in range(3)]
+
+
+def test_picker_period_follows_recent_cycles():
+    p = picker()
+    p.push(bumps(1200, [100, 220, 340, 460, 580]))
+    assert p.period_frames == pytest.approx(120)
+
+
+# ---------------------------------------------------------------- weights file
+
+
+def test_committed_weights_match_their_manifest():
+    path = default_weights_path()
+    manifest = json.loads(Path(str(path) + MANIFEST_SUFFIX).read_text())
+    assert sha256_file(path) == manifest["weights_sha256"]
+    assert manifest["feature_hash"] == FeatureConfig().hash()
+    arrays, _ = load_weights(path, FeatureConfig())
+    assert set(arrays) >= {"in_w", "in_b", "out_w", "out_b", "conv0_w"}
+
+
+def copy_weights(tmp_path: Path) -> Path:
+    src = default_weights_path()
+    dst = tmp_path / src.name
+    shutil.copy(src, dst)
+    shutil.copy(str(src) + MANIFEST_SUFFIX, str(dst) + MANIFEST_SUFFIX)
+    return dst
+
+
+def test_missing_weights_give_a_clear_error(tmp_path):
+    with pytest.raises(DetectorWeightsError, match="detector weights not found"):
+        BreathCycleDetector(config=DetectorConfig(weights=tmp_path / "nope.npz"))
+
+
+def test_tampered_weights_fail_the_hash_check(tmp_path):
+    path = copy_weights(tmp_path)
+    data = bytearray(path.read_bytes())
+    data[-100] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(DetectorWeightsError, match="does not match the manifest"):
+        BreathCycleDetector(config=DetectorConfig(weights=path))
+
+
+def test_weights_for_other_features_are_refused(tmp_path):
+    path = copy_weights(tmp_path)
+    with pytest.raises(DetectorWeightsError, match="retrain the detector"):
+        BreathCycleDetector(FeatureConfig(n_mels=32), DetectorConfig(weights=path))
+
+
+def test_mains_notch_setting_keeps_the_weights_valid():
+    from dataclasses import replace
+
+    base = FeatureConfig()
+    notched = replace(base, filter=replace(base.filter, mains_hz=50.0))
+    frames = recording_features(synthetic_breathing(3.0, 8, seed=4), RATE, notched)
+    assert len(BreathCycleDetector(notched).push(frames)) >= 5
+
+
+def test_missing_manifest_is_refused(tmp_path):
+    path = copy_weights(tmp_path)
+    Path(str(path) + MANIFEST_SUFFIX).unlink()
+    with pytest.raises(DetectorWeightsError, match="cannot read the detector manifest"):
+        BreathCycleDetector(config=DetectorConfig(weights=path))
+
+
+def test_eval_cli_reports_bad_weights_in_one_line(tmp_path, capsys, shared_data):
+    from models.detect_eval import main
+
+    assert main(["--data", str(shared_data), "--weights", str(tmp_path / "x.npz"),
+                 "--no-sprsound"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("steth-detect-eval:") and "not found" in err and "\n" not in err
+
+
+# ---------------------------------------------------------------- torch twin
+
+
+def test_numpy_network_matches_its_torch_twin():
+    try:
+        import torch
+    except ImportError:
+        require(False, "torch (the train extra) is not installed")
+    from edge.segment import BoundaryNet
+    from models.detector_train import TorchBoundaryNet
+
+    torch.manual_seed(0)
+    net = TorchBoundaryNet(64, 8, (1, 2, 4))
+    arrays = {k: v.astype(np.float64) for k, v in net.numpy_arrays().items()}
+    numpy_net = BoundaryNet(arrays, {"dilations": [1, 2, 4], "lookahead_frames": 5,
+                                     "norm_tau_frames": 100.0})
+    x = np.random.default_rng(0).standard_normal((200, 64)).astype(np.float32)
+    with torch.no_grad():
+        expected = net(torch.from_numpy(x)[None])[0].numpy()
+    got = np.concatenate([numpy_net.push(x[:37].astype(np.float64)),
+                          numpy_net.push(x[37:].astype(np.float64))])
+    assert np.allclose(got, expected, atol=1e-4)
+
+
+# ---------------------------------------------------------------- real recordings
+
+
+# Floors = the value measured on the same slice with the committed weights, minus a margin.
+# The committed weights were trained on all 43 ICBHI training recordings, so the ICBHI slice
+# is an in-sample check (the honest number is the patient-grouped cross-validation quoted
+# in the closing note); the SPRSound test slice was never used for training or tuning.
+ICBHI_SLICE_F1_FLOOR = 0.63  # measured 0.701 (in-sample)
+SPRSOUND_SLICE_RECALL_FLOOR = 0.75  # measured 0.838
+SPRSOUND_SLICE_OUTSIDE_CEILING = 0.70  # measured 0.622 (about 60 % of the audio is unannotated)
+
+
+def test_icbhi_slice_above_floor(shared_data):
+    from models.datasets import load_icbhi
+    from models.detect_eval import score_icbhi
+
+    recordings = load_icbhi(shared_data, "train")
+    require(len(recordings) >= 40, "ICBHI training audio (43 recordings) not found")
+    chosen = recordings[::8]  # 6 recordings, 5 patients, 3 devices
+    note_loaded("icbhi", len(chosen))
+    result = score_icbhi(chosen, DetectorConfig())
+    print(f"ICBHI slice ({len(chosen)} recordings): F1 {result.f1:.3f}, P {result.precision:.3f}"
+          f", R {result.recall:.3f}")
+    assert result.f1 >= ICBHI_SLICE_F1_FLOOR
+
+
+def test_sprsound_test_slice_above_floor(shared_data):
+    from models.datasets import load_sprsound
+    from models.detect_eval import score_sprsound
+
+    recordings = [r for r in load_sprsound(shared_data, "test") if r.events][:40]
+    require(len(recordings) == 40, "SPRSound test recordings not found")
+    note_loaded("sprsound_test", len(recordings))
+    result = score_sprsound(recordings, DetectorConfig())
+    print(f"SPRSound test slice: recall@0.3 {result['recall_iou_0.3']:.3f}, "
+          f"outside {result['share_outside_annotations']:.3f}")
+    assert result["recall_iou_0.3"] >= SPRSOUND_SLICE_RECALL_FLOOR
+    assert result["share_outside_annotations"] <= SPRSOUND_SLICE_OUTSIDE_CEILING
