@@ -1,4 +1,9 @@
-"""Score an exported model on a test split (``steth-bench``): the numbers every issue quotes.
+"""Score a model on a test split (``steth-bench``): the numbers every issue quotes.
+
+The model is an exported ONNX/TFLite file (:class:`edge.infer.CycleModel`) or a trained run
+(``--run CONFIG``: the run's ``best_model.pt`` in PyTorch, through :class:`TorchCycleModel`,
+which has CycleModel's interface), so the same scoring code serves both. For a run the
+report adds its cost: parameters, MACs per window, fp32 size and CPU-minutes to train.
 
 Event tasks (1-1, 1-2, and the ICBHI Score on SPRSound mapped to 4 classes) use the
 annotated event boundaries. Record tasks (2-1, 2-2) do NOT use annotations: the whole
@@ -20,11 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from edge.features import FeatureConfig, frame_range
-from edge.infer import CycleModel, CyclePrediction, ModelError
-from edge.labels import CycleFinding, event_to_four_class, record_verdict
-from models.data import tile_ranges
+from edge.infer import MIN_CYCLE_FRAMES, CycleModel, CyclePrediction, ModelError, sigmoid, softmax
+from edge.labels import VerdictRule, event_to_four_class, record_verdict
 from models.datasets import DataError, Recording, default_data_root, load_icbhi, load_sprsound
-from models.feature_cache import cached_features
+from models.feature_cache import FrontEnd, cached_features
 from models.metrics import (
     TASK_LABELS,
     all_normal_baseline,
@@ -36,6 +40,7 @@ from models.metrics import (
     to_task_label,
 )
 from models.robustness import CONDITIONS
+from models.verdict_fit import window_findings
 
 SUBSETS = ("inter", "intra", "combined")
 AudioTransform = Callable[[np.ndarray, int], np.ndarray]
@@ -52,20 +57,13 @@ class Collected:
         self.items.setdefault(task, []).append((subset, patient, true, pred))
 
 
-def record_prediction(model: CycleModel, frames: np.ndarray) -> tuple[str, int]:
+def record_prediction(model: CycleModel | TorchCycleModel, frames: np.ndarray) -> tuple[str, int]:
     """Record verdict from windows tiled over the whole recording (no annotations used)."""
-    findings = []
-    for first, last in tile_ranges(frames.shape[0], model.window):
-        if last - first < 4:
-            continue
-        p = model.predict_cycle(frames[first:last])
-        crackle, wheeze = p.flags(model.thresholds)
-        findings.append(CycleFinding(crackle, wheeze, p.poor_quality(model.thresholds)))
-    verdict = record_verdict(findings, model.manifest.verdict_rule)
+    verdict = record_verdict(window_findings(model, frames), model.manifest.verdict_rule)
     return verdict.label, verdict.n_cycles
 
 
-def features_for(rec: Recording, config: FeatureConfig,
+def features_for(rec: Recording, config: FrontEnd,
                  transform: AudioTransform | None) -> np.ndarray:
     if transform is None:
         return cached_features(rec, config)
@@ -73,11 +71,129 @@ def features_for(rec: Recording, config: FeatureConfig,
     from models.datasets import load_audio
 
     audio, rate = load_audio(rec.audio_path)
-    return recording_features(transform(audio, rate), rate, config)
+    audio = transform(audio, rate)
+    compute = getattr(config, "compute", None)
+    if compute is not None:  # a models/frontends.py front end
+        return np.asarray(compute(audio, rate), dtype=np.float32)
+    assert isinstance(config, FeatureConfig)
+    return recording_features(audio, rate, config)
 
 
-def score_sprsound(model: CycleModel, recordings: list[Recording], collected: Collected,
-                   transform: AudioTransform | None, progress: Callable[[], None]) -> None:
+@dataclass(frozen=True)
+class RunManifest:
+    """The parts of :class:`edge.manifest.Manifest` the scoring code reads, for a torch run."""
+
+    name: str
+    version: str
+    feature_config: FrontEnd
+    verdict_rule: VerdictRule
+    data: dict
+
+
+class TorchCycleModel:
+    """A trained run's network behind :class:`edge.infer.CycleModel`'s interface.
+
+    Windows come from the same cycle windowing as training and the edge; window
+    probabilities are pooled as CycleModel pools them (findings max, subtype and quality
+    mean). Thresholds are 0.5 (uncalibrated, as the Multi-breath paper's tau) and the record
+    rule is :class:`edge.labels.VerdictRule`'s default. The edge's per-window mean removal is
+    not applied: these networks were trained without it (BreathNet removes the mean itself).
+    """
+
+    def __init__(self, config_path: Path, seed: int | None = None, *, threads: int = 1) -> None:
+        import torch
+
+        from models.train import TrainConfig, run_dir
+        from models.zoo import ZooError, build_net
+
+        try:
+            self.cfg = TrainConfig.from_toml(config_path)
+        except (OSError, ValueError, TypeError, ZooError) as exc:
+            raise ModelError(f"{config_path}: cannot read the run config ({exc})") from exc
+        if seed is not None:
+            self.cfg.seed = seed
+        self.run_dir = run_dir(self.cfg)
+        weights = self.run_dir / "best_model.pt"
+        if not weights.is_file():
+            raise ModelError(f"{weights} not found: train it first with "
+                             f"steth-train {config_path}")
+        torch.set_num_threads(threads)
+        try:
+            self.net = build_net(self.cfg.arch, self.cfg.net)
+            self.net.load_state_dict(torch.load(weights, map_location="cpu",
+                                                weights_only=True))
+        except (ZooError, RuntimeError) as exc:
+            raise ModelError(f"{weights} does not fit {config_path} ({exc}); retrain or "
+                             "pass the config it was trained with") from exc
+        self.net.eval()
+        self.window = self.cfg.window
+        self.thresholds = {"crackle": 0.5, "wheeze": 0.5, "quality": 0.5}
+        self.manifest = RunManifest(name=self.cfg.name, version=f"seed{self.cfg.seed}",
+                                    feature_config=self.cfg.feature_config(),
+                                    verdict_rule=VerdictRule(),
+                                    data={"precision": "fp32 (torch)"})
+
+    def predict_cycle(self, frames: np.ndarray) -> CyclePrediction:
+        """Score one cycle's frames (T, F) or (T, F, C); long cycles max-pool their windows."""
+        import torch
+
+        from models.train import model_windows, to_input
+
+        if frames.shape[0] < MIN_CYCLE_FRAMES:
+            raise ValueError(f"cycle has {frames.shape[0]} frames, at least "
+                             f"{MIN_CYCLE_FRAMES} are needed")
+        with torch.no_grad():
+            f, s, q = (t.numpy() for t in self.net(to_input(model_windows(frames,
+                                                                           self.window))))
+        findings = sigmoid(f).max(axis=0)
+        subtype = softmax(s).mean(axis=0)
+        return CyclePrediction(float(findings[0]), float(findings[1]),
+                               float(sigmoid(q[:, 0]).mean()), tuple(float(p) for p in subtype))
+
+    def cost(self) -> dict:
+        """Parameters, MACs per window, fp32 bytes and CPU-minutes to train (from history)."""
+        return network_cost(self.net, self.cfg, self.run_dir)
+
+
+def network_cost(net, cfg, run_folder: Path) -> dict:
+    """What a run costs: see docs/papers.md for what each number counts."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from models.nets import conv_macs, count_parameters
+
+    probe = cycle_input_shape(cfg)
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        net(torch.zeros(probe))
+    history_path = run_folder / "history.json"
+    history = json.loads(history_path.read_text()) if history_path.is_file() else []
+    cpu = [h.get("cpu_seconds") for h in history]
+    return {
+        "parameters": count_parameters(net),
+        "macs_per_window": counter.get_total_flops() // 2,  # conv + matmul, FLOPs / 2
+        "conv_linear_macs_per_window": conv_macs(net, probe),
+        "input_shape": list(probe),
+        "fp32_bytes": sum(t.numel() * 4 for t in net.state_dict().values()
+                          if t.is_floating_point()),
+        "epochs_trained": len(history),
+        "train_cpu_minutes": (sum(cpu) / 60.0) if cpu and None not in cpu else None,
+        "train_wall_minutes": sum(h["seconds"] for h in history) / 60.0 if history else None,
+        "best_val": max((h["val"]["mean"] for h in history), default=None),
+    }
+
+
+def cycle_input_shape(cfg) -> tuple[int, int, int, int]:
+    """(1, C, window, F) of one model window under the run's front end."""
+    front = cfg.feature_config()
+    bins = int(getattr(front, "n_bins", getattr(front, "n_mels", 0)))
+    channels = int(getattr(front, "channels", 1))
+    return (1, channels, cfg.window, bins)
+
+
+def score_sprsound(model: CycleModel | TorchCycleModel, recordings: list[Recording],
+                   collected: Collected, transform: AudioTransform | None,
+                   progress: Callable[[], None]) -> None:
     config = model.manifest.feature_config
     th = model.thresholds
     for rec in recordings:
@@ -105,8 +221,8 @@ def score_sprsound(model: CycleModel, recordings: list[Recording], collected: Co
         progress()
 
 
-def score_icbhi(model: CycleModel, recordings: list[Recording], collected: Collected,
-                progress: Callable[[], None]) -> None:
+def score_icbhi(model: CycleModel | TorchCycleModel, recordings: list[Recording],
+                collected: Collected, progress: Callable[[], None]) -> None:
     config = model.manifest.feature_config
     for rec in recordings:
         frames = cached_features(rec, config)
@@ -151,7 +267,9 @@ def summarise(collected: Collected, n_boot: int) -> dict:
 
 
 def model_size(path: Path) -> dict:
-    info: dict = {"file_bytes": path.stat().st_size}
+    info: dict = {"file_bytes": path.stat().st_size, "parameters": None}
+    if path.suffix != ".onnx":
+        return info  # TFLite: the manifest's training record holds the parameter count
     try:
         import onnx
         from onnx import numpy_helper
@@ -187,7 +305,35 @@ def print_table(result: dict, meta: dict) -> None:
 def run(model_path: Path, data_root: Path, split: str, *, limit: int = 0, n_boot: int = 1000,
         transform: AudioTransform | None = None, condition: str = "clean",
         show_progress: bool = True) -> dict:
+    """Score an exported model file (ONNX/TFLite with its manifest)."""
     model = CycleModel(model_path, expected_feature_hash=FeatureConfig().hash(), threads=1)
+    report = score(model, data_root, split, limit=limit, n_boot=n_boot, transform=transform,
+                   condition=condition, show_progress=show_progress)
+    size = model_size(model_path)
+    if size["parameters"] is None:
+        size["parameters"] = model.manifest.data.get("training", {}).get("parameters")
+    report["meta"].update(size)
+    return report
+
+
+def run_torch(config_path: Path, data_root: Path, split: str, *, seed: int | None = None,
+              limit: int = 0, n_boot: int = 1000, transform: AudioTransform | None = None,
+              condition: str = "clean", show_progress: bool = True) -> dict:
+    """Score a trained run (``best_model.pt``) and add its cost to the report."""
+    model = TorchCycleModel(config_path, seed, threads=1)
+    report = score(model, data_root, split, limit=limit, n_boot=n_boot, transform=transform,
+                   condition=condition, show_progress=show_progress)
+    cost = model.cost()
+    report["meta"].update(cost, file_bytes=cost["fp32_bytes"], config=str(config_path),
+                          arch=model.cfg.arch, frontend=model.cfg.frontend,
+                          run_dir=str(model.run_dir))
+    return report
+
+
+def score(model: CycleModel | TorchCycleModel, data_root: Path, split: str, *,
+          limit: int = 0, n_boot: int = 1000, transform: AudioTransform | None = None,
+          condition: str = "clean", show_progress: bool = True) -> dict:
+    """The scores of any model with CycleModel's interface on ``split``."""
     collected = Collected()
     recordings = load_sprsound(data_root, "test") if split in SUBSETS else []
     if split in ("inter", "intra"):
@@ -207,7 +353,7 @@ def run(model_path: Path, data_root: Path, split: str, *, limit: int = 0, n_boot
     meta = {"model": model.manifest.name, "version": model.manifest.version,
             "precision": model.manifest.data["precision"], "split": split,
             "condition": condition, "sprsound_recordings": len(recordings),
-            "icbhi_test_recordings": len(icbhi), **model_size(model_path),
+            "icbhi_test_recordings": len(icbhi),
             "cycle_ms_median": statistics.median(ms),
             "cycle_ms_p95": float(np.percentile(ms, 95)), "thresholds": model.thresholds}
     return {"meta": meta, "results": summarise(collected, n_boot)}
@@ -218,7 +364,13 @@ def main(argv: list[str] | None = None) -> int:
         prog="steth-bench",
         description="Score an exported model (with its manifest) on SPRSound 2022 test "
                     "(inter/intra/combined) and the ICBHI test recordings present.")
-    parser.add_argument("model", type=Path, help="an .onnx/.tflite file with its manifest")
+    parser.add_argument("model", type=Path, nargs="?",
+                        help="an .onnx/.tflite file with its manifest")
+    parser.add_argument("--run", type=Path, metavar="CONFIG",
+                        help="instead of a model file: a training config whose run "
+                             "(best_model.pt) is scored in PyTorch, with its cost")
+    parser.add_argument("--seed", type=int, help="with --run: the seed's run (default: "
+                                                 "the config's)")
     parser.add_argument("--data", type=Path, default=default_data_root(),
                         help="data root (default: $STETH_DATA or ../shared/data)")
     parser.add_argument("--split", choices=[*SUBSETS, "icbhi"], default="combined")
@@ -227,23 +379,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--condition", choices=sorted(CONDITIONS), default="clean",
                         help="pass test audio through part of the product's signal chain "
                              "first (see models/robustness.py)")
-    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--json", type=Path, help="also write the results here (with --run "
+                                                  "the default is the run folder)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
+    if (args.model is None) == (args.run is None):
+        parser.error("give a model file or --run CONFIG (one of them)")
+    common = dict(limit=args.limit, n_boot=args.bootstrap, transform=CONDITIONS[args.condition],
+                  condition=args.condition, show_progress=not args.no_progress)
     try:
-        report = run(args.model, args.data, args.split, limit=args.limit,
-                     n_boot=args.bootstrap, transform=CONDITIONS[args.condition],
-                     condition=args.condition, show_progress=not args.no_progress)
+        if args.run is not None:
+            report = run_torch(args.run, args.data, args.split, seed=args.seed, **common)
+        else:
+            report = run(args.model, args.data, args.split, **common)
     except (ModelError, DataError) as exc:
         print(f"steth-bench: {exc}", file=sys.stderr)
         return 2
     print_table(report["results"], report["meta"])
     text = json.dumps(report, indent=2)
-    if args.json:
-        args.json.write_text(text + "\n")
+    out = args.json
+    if out is None and args.run is not None:  # next to the run, where models.compare looks
+        out = run_results_path(Path(report["meta"]["run_dir"]), args.split, args.condition)
+    if out is not None:
+        out.write_text(text + "\n")
+        print(f"results: {out}")
     else:
         print(text)
     return 0
+
+
+def run_results_path(run_folder: Path, split: str = "combined",
+                     condition: str = "clean") -> Path:
+    """Where ``steth-bench --run`` saves a run's results (read by models/compare.py)."""
+    return run_folder / f"bench_{split}_{condition}.json"
 
 
 if __name__ == "__main__":

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.features import FeatureConfig, frame_range
+from edge.features import frame_range
 from edge.labels import EVENT_CLASSES, POOR_QUALITY
 from models.datasets import ICBHI_SHARED_PATIENTS, Recording
-from models.feature_cache import cached_features
+from models.feature_cache import FrontEnd, cached_features
 
 IGNORE = -1
 
@@ -69,7 +69,7 @@ def tile_ranges(n_frames: int, window: int) -> list[tuple[int, int]]:
     return [(s, s + window) for s in range(0, n_frames - window + 1, hop)]
 
 
-def samples_for(rec_index: int, rec: Recording, n_frames: int, config: FeatureConfig,
+def samples_for(rec_index: int, rec: Recording, n_frames: int, config: FrontEnd,
                 window: int) -> list[Sample]:
     if rec.record_label == POOR_QUALITY:
         return [Sample(rec_index, a, b, IGNORE, IGNORE, IGNORE, 1)
@@ -96,7 +96,7 @@ class SampleSet:
         return self.features[sample.rec_index][sample.first:sample.last]
 
 
-def build_sample_set(recordings: Sequence[Recording], config: FeatureConfig, window: int,
+def build_sample_set(recordings: Sequence[Recording], config: FrontEnd, window: int,
                      cache_root: Path | None = None) -> SampleSet:
     features = [cached_features(r, config, cache_root) for r in recordings]
     samples: list[Sample] = []

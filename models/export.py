@@ -144,7 +144,7 @@ def manifest_fields(cfg: TrainConfig, precision: str, temps: dict[str, float],
     feat = FeatureConfig()
     return {
         "name": cfg.name,
-        "version": f"0.1.0+seed{cfg.seed}",
+        "version": f"{cfg.version}+seed{cfg.seed}",
         "format": "onnx",
         "precision": precision,
         "feature_config": feat.to_dict(),

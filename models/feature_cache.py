@@ -1,8 +1,10 @@
-"""Disk cache of whole-recording log-mel frames, keyed by the feature config hash.
+"""Disk cache of whole-recording feature frames, keyed by the front-end config hash.
 
-Frames are computed by :func:`edge.features.recording_features` — the same streaming path
-the edge runs — over the whole recording, and cut into cycles only afterwards.
-Stored as float32 ``.npy`` so that the parity test can hold the cache to 1e-5.
+Log-mel frames are computed by :func:`edge.features.recording_features` — the same streaming
+path the edge runs — over the whole recording, and cut into cycles only afterwards. Other
+front ends (models/frontends.py) bring their own ``compute(audio, rate)``; the same cache,
+keyed by their ``hash()``, serves them. Stored as float32 ``.npy`` so that the parity test can
+hold the cache to 1e-5.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -20,21 +23,35 @@ from edge.features import FeatureConfig, recording_features
 from models.datasets import DataError, Recording, default_data_root, load_audio
 
 
+class FrontEnd(Protocol):
+    """What the cache needs of a front-end config (edge's FeatureConfig satisfies it)."""
+
+    @property
+    def frames_per_second(self) -> float: ...
+
+    def hash(self) -> str: ...
+
+
 def default_cache_root() -> Path:
     return Path(os.environ.get("STETH_CACHE", Path.home() / ".cache" / "steth"))
 
 
-def cache_path(rec: Recording, config: FeatureConfig, root: Path | None = None) -> Path:
+def cache_path(rec: Recording, config: FrontEnd, root: Path | None = None) -> Path:
     root = root or default_cache_root()
     return root / "features" / config.hash() / rec.dataset / rec.split / f"{rec.rec_id}.npy"
 
 
-def compute_features(rec: Recording, config: FeatureConfig) -> np.ndarray:
+def compute_features(rec: Recording, config: FrontEnd) -> np.ndarray:
+    """Frames (T, F) or (T, F, C) of a whole recording through ``config``'s front end."""
     audio, rate = load_audio(rec.audio_path)
+    compute = getattr(config, "compute", None)
+    if compute is not None:
+        return np.asarray(compute(audio, rate), dtype=np.float32)
+    assert isinstance(config, FeatureConfig)
     return recording_features(audio, rate, config)
 
 
-def cached_features(rec: Recording, config: FeatureConfig,
+def cached_features(rec: Recording, config: FrontEnd,
                     root: Path | None = None) -> np.ndarray:
     """Frames of ``rec``; computed and stored on first use."""
     path = cache_path(rec, config, root)
@@ -51,13 +68,13 @@ def cached_features(rec: Recording, config: FeatureConfig,
     return frames
 
 
-def _warm_one(args: tuple[Recording, FeatureConfig, Path | None]) -> str:
+def _warm_one(args: tuple[Recording, FrontEnd, Path | None]) -> str:
     rec, config, root = args
     cached_features(rec, config, root)
     return rec.key
 
 
-def warm_cache(recordings: list[Recording], config: FeatureConfig, *, workers: int = 2,
+def warm_cache(recordings: list[Recording], config: FrontEnd, *, workers: int = 2,
                root: Path | None = None) -> None:
     """Fill the cache for every recording, in ``workers`` processes."""
     jobs = [(rec, config, root) for rec in recordings]
@@ -72,25 +89,29 @@ def warm_cache(recordings: list[Recording], config: FeatureConfig, *, workers: i
 
 def main(argv: list[str] | None = None) -> int:
     from models.datasets import load_icbhi, load_sprsound
+    from models.zoo import FRONTENDS, ZooError, frontend_config
 
     parser = argparse.ArgumentParser(
         prog="steth-features",
-        description="Compute and cache log-mel features of SPRSound and ICBHI recordings.")
+        description="Compute and cache the features of SPRSound and ICBHI recordings.")
     parser.add_argument("--data", type=Path, default=default_data_root(),
                         help="data root holding sprsound2022/ and icbhi2017/ "
                              "(default: $STETH_DATA or ../shared/data)")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--frontend", choices=sorted(FRONTENDS), default="logmel",
+                        help="front end to cache, with its default parameters "
+                             "(default: logmel, the edge's)")
     args = parser.parse_args(argv)
-    config = FeatureConfig()
     try:
+        config = frontend_config(args.frontend)
         recordings = (load_sprsound(args.data, "train") + load_sprsound(args.data, "test")
                       + load_icbhi(args.data))
-    except DataError as exc:
+    except (DataError, ZooError) as exc:
         print(f"steth-features: {exc}", file=sys.stderr)
         return 2
     start = time.monotonic()
     warm_cache(recordings, config, workers=args.workers)
-    print(f"cached {len(recordings)} recordings, features {config.hash()}, "
+    print(f"cached {len(recordings)} recordings, {args.frontend} features {config.hash()}, "
           f"{time.monotonic() - start:.1f} s")
     return 0
 

@@ -1,9 +1,13 @@
 """Train a network from one TOML experiment config (``steth-train CONFIG``).
 
-Deterministic per (seed, epoch): each epoch reseeds the sampler, the augmentation and
-torch, so a run resumed from its last checkpoint continues exactly as it would have.
-Checkpoints live outside the work tree (``$STETH_CACHE/runs/<name>/seed<k>/``).
-Selection uses a patient-disjoint validation split of the training data only.
+The config names the network (``arch`` + ``[net]``, resolved through models/zoo.py), the
+feature front end (``[frontend]``, log-mel by default), the loss (``loss = "bce"|"focal"``,
+``mixup_alpha``) and the budget. Deterministic per (seed, epoch): each epoch reseeds the
+sampler, the augmentation and torch, so a run resumed from its last checkpoint continues
+exactly as it would have. Checkpoints live outside the work tree
+(``$STETH_CACHE/runs/<name>/seed<k>/``). Selection uses a patient-disjoint validation split
+of the training data only; ``history.json`` records loss, validation scores, wall and CPU
+seconds per epoch.
 """
 
 from __future__ import annotations
@@ -17,25 +21,28 @@ import tomllib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from edge.features import FeatureConfig
 from edge.infer import CyclePrediction, cycle_windows, fit_window, sigmoid, softmax
 from edge.labels import EVENT_CLASSES
+from models.chain_augment import add_gain_and_noise
 from models.data import IGNORE, Sample, SampleSet, build_sample_set, split_train_validation
 from models.datasets import DataError, default_data_root, load_icbhi, load_sprsound
-from models.feature_cache import default_cache_root
+from models.feature_cache import FrontEnd, default_cache_root
 from models.metrics import task_scores, to_task_label
-from models.nets import BreathNet, BreathNetConfig
+from models.nets import BreathNetConfig
+from models.zoo import ZooError, build_net, frontend_config, net_config
 
 
 @dataclass
 class TrainConfig:
     name: str = "breathnet"
+    version: str = "0.1.0"  # of the recipe; the exported manifest says "<version>+seed<k>"
     seed: int = 0
     window: int = 128
     epochs: int = 12
@@ -49,16 +56,38 @@ class TrainConfig:
     max_recordings: int = 0  # 0 = all; a small number for smoke tests
     subtype_weight: float = 0.5
     quality_weight: float = 0.5
-    net: BreathNetConfig = field(default_factory=BreathNetConfig)
+    arch: str = "breathnet"  # a key of models.zoo.ARCHITECTURES
+    net: Any = field(default_factory=BreathNetConfig)  # that arch's config dataclass
+    frontend: str = "logmel"  # a key of models.zoo.FRONTENDS
+    frontend_params: dict = field(default_factory=dict)
+    loss: str = "bce"  # "bce" (BCE findings + CE subtype) or "focal" (focal on both)
+    focal_gamma: float = 2.0
+    focal_alpha: float = 1.0  # a scalar weight, as in Oshima et al. (paper 001) eq. 1
+    mixup_alpha: float = 0.0  # > 0: mixup, soft targets, KL on the subtype softmax
     augment: dict = field(default_factory=lambda: {"time_mask": 16, "freq_mask": 8,
                                                    "eq_db": 6.0})
 
+    def __post_init__(self) -> None:
+        if self.loss not in ("bce", "focal"):
+            raise ValueError(f"loss must be 'bce' or 'focal', not {self.loss!r}")
+
     @classmethod
     def from_toml(cls, path: Path) -> TrainConfig:
+        """Read a config; ``[frontend]`` is a table with ``name`` (default log-mel) and the
+        front end's parameters, or just ``frontend = "name"``."""
         data = tomllib.loads(Path(path).read_text())
-        net = BreathNetConfig(**{k: tuple(v) if isinstance(v, list) else v
-                                 for k, v in data.pop("net", {}).items()})
-        return cls(**data, net=net)
+        arch = data.get("arch", "breathnet")
+        net = net_config(arch, data.pop("net", {}))
+        front = data.pop("frontend", {})
+        if isinstance(front, str):
+            front = {"name": front}
+        front = dict(front)
+        return cls(**data, net=net, frontend=front.pop("name", "logmel"),
+                   frontend_params=front)
+
+    def feature_config(self) -> FrontEnd:
+        """The front end whose cached frames this run trains on."""
+        return frontend_config(self.frontend, self.frontend_params)
 
 
 def sample_key(s: Sample) -> str:
@@ -78,16 +107,23 @@ def sampling_weights(samples: list[Sample]) -> np.ndarray:
 
 
 def augment(x: np.ndarray, rng: np.random.Generator, spec: dict) -> np.ndarray:
-    """Equalisation tilt/curve, then time and frequency masking, on log-mel (T, M)."""
+    """Equalisation tilt/curve, then time and frequency masking, on (T, F) or (T, F, C).
+
+    Every channel gets the same EQ curve and the same masked region (they describe the same
+    sound); a masked region is filled with each channel's own mean.
+    """
+    if spec.get("gain_db") or spec.get("noise_dbfs"):
+        x = add_gain_and_noise(x, rng, spec)  # log-mel only: our device's gain and noise floor
     x = x.copy()
-    n_t, n_m = x.shape
+    n_t, n_m = x.shape[:2]
     # A random smooth EQ curve models a different chest-piece or front-end response.
     db = spec.get("eq_db", 0.0)
     if db:
         axis = np.linspace(-1.0, 1.0, n_m)
         curve = rng.uniform(-1, 1) * axis + rng.uniform(-1, 1) * np.cos(np.pi * axis)
-        x += (curve * db / 2.0 * math.log(10) / 10.0).astype(np.float32)
-    fill = x.mean()
+        curve = (curve * db / 2.0 * math.log(10) / 10.0).astype(np.float32)
+        x += curve if x.ndim == 2 else curve[:, None]
+    fill = x.mean() if x.ndim == 2 else x.mean(axis=(0, 1))
     t = int(rng.integers(0, spec.get("time_mask", 0) + 1))
     if t:
         s = int(rng.integers(0, max(1, n_t - t)))
@@ -99,11 +135,32 @@ def augment(x: np.ndarray, rng: np.random.Generator, spec: dict) -> np.ndarray:
     return x
 
 
+def _flat(frames: np.ndarray) -> np.ndarray:
+    return frames.reshape(frames.shape[0], -1)  # (T, F, C) -> (T, F*C): time stays axis 0
+
+
+def fit_frames(frames: np.ndarray, window: int) -> np.ndarray:
+    """:func:`edge.infer.fit_window` for (T, F) or (T, F, C) frames."""
+    return fit_window(_flat(frames), window).reshape(window, *frames.shape[1:])
+
+
+def model_windows(frames: np.ndarray, window: int) -> np.ndarray:
+    """:func:`edge.infer.cycle_windows` for (T, F) or (T, F, C) frames: (n, window, ...)."""
+    windows = cycle_windows(_flat(frames), window)
+    return windows.reshape(windows.shape[0], window, *frames.shape[1:])
+
+
+def to_input(windows: np.ndarray) -> torch.Tensor:
+    """Stacked windows (B, T, F) or (B, T, F, C) as the network input (B, C, T, F)."""
+    x = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))
+    return x[:, None] if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()
+
+
 def training_window(frames: np.ndarray, window: int, rng: np.random.Generator) -> np.ndarray:
     if frames.shape[0] > window:
         start = int(rng.integers(0, frames.shape[0] - window + 1))
         return frames[start:start + window]
-    return fit_window(frames, window)
+    return fit_frames(frames, window)
 
 
 def make_batch(batch: list[Sample], subset: SampleSet, cfg: TrainConfig,
@@ -113,7 +170,7 @@ def make_batch(batch: list[Sample], subset: SampleSet, cfg: TrainConfig,
         w = training_window(subset.frames(s), cfg.window, rng)
         xs.append(augment(w, rng, cfg.augment) if train else w)
     return {
-        "x": torch.from_numpy(np.stack(xs)[:, None]),  # (B, 1, T, M)
+        "x": to_input(np.stack(xs)),  # (B, C, T, F)
         "findings": torch.tensor([[s.crackle, s.wheeze] for s in batch], dtype=torch.float32),
         "subtype": torch.tensor([s.subtype for s in batch], dtype=torch.long),
         "poor": torch.tensor([s.poor for s in batch], dtype=torch.float32),
@@ -126,33 +183,129 @@ def subtype_class_weights(samples: list[Sample]) -> torch.Tensor:
     return w / w.mean()
 
 
+def focal_bce(logits: torch.Tensor, target: torch.Tensor, gamma: float,
+              alpha: float) -> torch.Tensor:
+    """Multi-label focal loss, mean of ``-alpha (1 - p_t)^gamma log p_t`` over elements.
+
+    ``alpha`` is one scalar weight as in paper 001's eq. 1 (not Lin et al.'s per-class
+    alpha_t), so ``gamma = 0, alpha = 1`` is exactly binary cross-entropy.
+    """
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    p_t = torch.exp(-bce)
+    return (alpha * (1.0 - p_t) ** gamma * bce).mean()
+
+
+def focal_ce(logits: torch.Tensor, target: torch.Tensor, gamma: float, alpha: float,
+             weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Softmax focal loss with optional class weights, normalised like ``F.cross_entropy``
+    (weighted mean), so ``gamma = 0, alpha = 1`` is exactly weighted cross-entropy."""
+    ce = F.cross_entropy(logits, target, reduction="none")
+    p_t = torch.exp(-ce)
+    w = weight[target] if weight is not None else torch.ones_like(ce)
+    return (w * alpha * (1.0 - p_t) ** gamma * ce).sum() / w.sum()
+
+
+def findings_loss(logits: torch.Tensor, target: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+    if cfg.loss == "focal":
+        return focal_bce(logits, target, cfg.focal_gamma, cfg.focal_alpha)
+    return F.binary_cross_entropy_with_logits(logits, target)
+
+
+def subtype_loss(logits: torch.Tensor, target: torch.Tensor, cfg: TrainConfig,
+                 sub_w: torch.Tensor) -> torch.Tensor:
+    if target.ndim == 2:  # mixup soft targets: KL(target || softmax), class-weighted
+        log_p = F.log_softmax(logits, dim=1)
+        kl = F.kl_div(log_p, target, reduction="none").sum(dim=1)
+        w = target @ sub_w
+        return (w * kl).sum() / w.sum()
+    if cfg.loss == "focal":
+        return focal_ce(logits, target, cfg.focal_gamma, cfg.focal_alpha, sub_w)
+    return F.cross_entropy(logits, target, weight=sub_w)
+
+
 def loss_fn(out: tuple[torch.Tensor, ...], batch: dict[str, torch.Tensor],
             cfg: TrainConfig, sub_w: torch.Tensor) -> torch.Tensor:
     findings, subtype, quality = out
     known = batch["findings"][:, 0] != IGNORE
     loss = F.binary_cross_entropy_with_logits(quality[:, 0], batch["poor"])
     if known.any():
-        loss = loss + F.binary_cross_entropy_with_logits(findings[known],
-                                                         batch["findings"][known])
-    has_sub = batch["subtype"] != IGNORE
+        loss = loss + findings_loss(findings[known], batch["findings"][known], cfg)
+    sub = batch["subtype"]
+    has_sub = (sub.sum(dim=1) > 0) if sub.ndim == 2 else sub != IGNORE
     if has_sub.any():
-        loss = loss + cfg.subtype_weight * F.cross_entropy(
-            subtype[has_sub], batch["subtype"][has_sub], weight=sub_w)
+        loss = loss + cfg.subtype_weight * subtype_loss(subtype[has_sub], sub[has_sub],
+                                                        cfg, sub_w)
+    return loss
+
+
+def mixup(batch: dict[str, torch.Tensor], alpha: float,
+          rng: np.random.Generator) -> dict[str, torch.Tensor]:
+    """Mix each sample with a shuffled partner: inputs and targets by the same Beta weight.
+
+    Targets become soft: findings and quality are mixed probabilities, the subtype a mixed
+    one-hot distribution (zero rows where either partner has no subtype, so they are
+    ignored); a findings row stays IGNORE unless both partners are labelled.
+    """
+    lam = float(rng.beta(alpha, alpha))
+    perm = torch.from_numpy(rng.permutation(batch["x"].shape[0]))
+    mixed = dict(batch)
+    mixed["x"] = lam * batch["x"] + (1.0 - lam) * batch["x"][perm]
+    f = batch["findings"]
+    both = (f[:, 0] != IGNORE) & (f[perm, 0] != IGNORE)
+    mixed["findings"] = torch.where(both[:, None], lam * f + (1.0 - lam) * f[perm],
+                                    torch.full_like(f, IGNORE))
+    mixed["poor"] = lam * batch["poor"] + (1.0 - lam) * batch["poor"][perm]
+    sub = batch["subtype"]
+    one_hot = F.one_hot(sub.clamp(min=0), len(EVENT_CLASSES)).float()
+    one_hot[sub == IGNORE] = 0.0
+    soft = lam * one_hot + (1.0 - lam) * one_hot[perm]
+    soft[(sub == IGNORE) | (sub[perm] == IGNORE)] = 0.0
+    mixed["subtype"] = soft  # (B, 7)
+    return mixed
+
+
+def training_loss(model: nn.Module, batch: dict[str, torch.Tensor], cfg: TrainConfig,
+                  sub_w: torch.Tensor) -> torch.Tensor:
+    """The shared loss plus the design's own term (``model.extra_loss``), if it has one."""
+    out = model(batch["x"])
+    loss = loss_fn(out, batch, cfg, sub_w)
+    extra = getattr(model, "extra_loss", None)
+    if extra is not None:
+        loss = loss + extra(batch["x"], out, batch)
     return loss
 
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, subset: SampleSet, samples: list[Sample],
-                   window: int) -> dict[str, np.ndarray]:
-    """Raw logits per sample, windows pooled as the edge pools probabilities."""
+                   window: int, batch_windows: int = 256) -> dict[str, np.ndarray]:
+    """Raw logits per sample, windows pooled as the edge pools probabilities.
+
+    Windows of consecutive samples go through the network together (up to
+    ``batch_windows`` at once): in eval mode each window's output does not depend on its
+    batch-mates, and one call per sample made validation cost more than training.
+    """
     model.eval()
     find, sub, qual = [], [], []
+    chunk: list[np.ndarray] = []
+
+    def flush() -> None:
+        f, st, q = model(to_input(np.concatenate(chunk)))
+        start = 0
+        for w in chunk:
+            end = start + w.shape[0]
+            find.append(f[start:end].amax(dim=0).numpy())  # max over windows, like CycleModel
+            sub.append(st[start:end].mean(dim=0).numpy())
+            qual.append(float(q[start:end].mean()))
+            start = end
+        chunk.clear()
+
     for s in samples:
-        x = torch.from_numpy(cycle_windows(subset.frames(s), window)[:, None])
-        f, st, q = model(x)
-        find.append(f.amax(dim=0).numpy())  # max over windows, like CycleModel
-        sub.append(st.mean(dim=0).numpy())
-        qual.append(float(q.mean()))
+        windows = model_windows(subset.frames(s), window)
+        if chunk and sum(w.shape[0] for w in chunk) + windows.shape[0] > batch_windows:
+            flush()
+        chunk.append(windows)
+    if chunk:
+        flush()
     return {"findings": np.array(find), "subtype": np.array(sub), "quality": np.array(qual)}
 
 
@@ -193,7 +346,7 @@ def load_data(cfg: TrainConfig, data_root: Path) -> tuple[SampleSet, SampleSet]:
         recordings = [recordings[i] for i in sorted(rng.choice(len(recordings),
                                                                 cfg.max_recordings, False))]
     train, val = split_train_validation(recordings, cfg.val_fraction, cfg.seed)
-    feat = FeatureConfig()
+    feat = cfg.feature_config()
     return (build_sample_set(train, feat, cfg.window), build_sample_set(val, feat, cfg.window))
 
 
@@ -213,7 +366,9 @@ def train_epoch(model: nn.Module, opt: torch.optim.Optimizer,
     for start in bar:
         batch = make_batch([samples[i] for i in order[start:start + cfg.batch_size]],
                            train_set, cfg, rng, train=True)
-        loss = loss_fn(model(batch["x"]), batch, cfg, sub_w)
+        if cfg.mixup_alpha > 0:
+            batch = mixup(batch, cfg.mixup_alpha, rng)
+        loss = training_loss(model, batch, cfg, sub_w)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -250,7 +405,7 @@ Scheduler = torch.optim.lr_scheduler.LRScheduler
 def build_training(cfg: TrainConfig,
                    steps_per_epoch: int) -> tuple[nn.Module, torch.optim.Optimizer, Scheduler]:
     torch.manual_seed(cfg.seed)
-    model = BreathNet(cfg.net)
+    model = build_net(cfg.arch, cfg.net)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, epochs=cfg.epochs,
                                                 steps_per_epoch=steps_per_epoch)
@@ -258,8 +413,12 @@ def build_training(cfg: TrainConfig,
 
 
 def train(cfg: TrainConfig, data_root: Path, *, progress: bool = True,
-          out_dir: Path | None = None) -> Path:
-    """Train (resuming if a checkpoint exists); returns the run folder."""
+          out_dir: Path | None = None, stop_after: int | None = None) -> Path:
+    """Train (resuming if a checkpoint exists); returns the run folder.
+
+    ``stop_after`` ends this session after that many epochs in total (the schedule still
+    spans ``cfg.epochs``), so a long run can be trained in slices and resumed.
+    """
     torch.set_num_threads(cfg.threads)
     out = out_dir or run_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
@@ -280,13 +439,16 @@ def train(cfg: TrainConfig, data_root: Path, *, progress: bool = True,
         sched.load_state_dict(state["sched"])
         start_epoch, history = state["epoch"] + 1, state["history"]
         print(f"resumed from {last} after epoch {start_epoch}", flush=True)
-    for epoch in range(start_epoch, cfg.epochs):
-        t0 = time.monotonic()
+    end_epoch = min(cfg.epochs, stop_after) if stop_after is not None else cfg.epochs
+    for epoch in range(start_epoch, end_epoch):
+        t0, cpu0 = time.monotonic(), time.process_time()
         loss = train_epoch(model, opt, sched, train_set, cfg, epoch, sub_w, progress)
         logits = predict_logits(model, val_set, val_set.samples, cfg.window)
         scores = event_scores(val_set.samples, event_predictions(logits, {}), {})
+        # CPU seconds (all threads of this process), not wall time: the machine is shared.
         history.append({"epoch": epoch + 1, "loss": loss, "val": scores,
-                        "seconds": time.monotonic() - t0})
+                        "seconds": time.monotonic() - t0,
+                        "cpu_seconds": time.process_time() - cpu0})
         print(f"epoch {epoch + 1}/{cfg.epochs} loss {loss:.4f} val 1-1 {scores['1-1']:.3f} "
               f"1-2 {scores['1-2']:.3f} ({time.monotonic() - t0:.0f} s)", flush=True)
         best = max(history, key=lambda h: h["val"]["mean"])
@@ -305,16 +467,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="data root (default: $STETH_DATA or ../shared/data)")
     parser.add_argument("--seed", type=int, help="override the config's seed")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs)")
+    parser.add_argument("--stop-after", type=int, metavar="EPOCHS",
+                        help="stop after this many epochs in total (resume later)")
     args = parser.parse_args(argv)
     try:
         cfg = TrainConfig.from_toml(args.config)
-    except (OSError, tomllib.TOMLDecodeError, TypeError) as exc:
+    except (OSError, tomllib.TOMLDecodeError, TypeError, ValueError, ZooError) as exc:
         print(f"steth-train: cannot read config {args.config}: {exc}", file=sys.stderr)
         return 2
     if args.seed is not None:
         cfg.seed = args.seed
     try:
-        out = train(cfg, args.data, progress=not args.no_progress)
+        out = train(cfg, args.data, progress=not args.no_progress, stop_after=args.stop_after)
     except DataError as exc:
         print(f"steth-train: {exc}", file=sys.stderr)
         return 2

@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +26,7 @@ from models.metrics import task_scores, to_task_label
 MIN_WINDOW_FRAMES = 4
 
 
-def window_findings(model: CycleModel, frames: np.ndarray) -> list[CycleFinding]:
+def window_findings(model: CycleModel | Any, frames: np.ndarray) -> list[CycleFinding]:
     """Findings of half-overlapping model windows tiled over a whole recording.
 
     This is how the benchmark forms record verdicts without annotated boundaries.
