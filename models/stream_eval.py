@@ -84,21 +84,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("model", type=Path, help="model file with its manifest")
     parser.add_argument("--data", type=Path, default=default_data_root())
     parser.add_argument("--limit", type=int, default=0, help="first N recordings only")
+    parser.add_argument("--annotated", type=Path,
+                        help="steth-bench --json results of the same model: print the streamed "
+                             "scores next to the annotated-boundary ones")
+    parser.add_argument("--json", type=Path, help="write the full report here")
     args = parser.parse_args(argv)
     try:
         model = CycleModel(args.model, expected_feature_hash=FeatureConfig().hash())
         recordings = load_sprsound(args.data, "test")
-    except (ModelError, DataError) as exc:
+        annotated = json.loads(args.annotated.read_text())["results"] if args.annotated else {}
+    except (ModelError, DataError, OSError, ValueError, KeyError) as exc:
         print(f"steth-stream-eval: {exc}", file=sys.stderr)
         return 2
     if args.limit:
         recordings = recordings[:args.limit]
     report = evaluate(model, recordings)
-    for task, subsets in report["results"].items():
-        print(f"{task:4} " + "  ".join(f"{name} {entry['score']:.3f}"
-                                        for name, entry in subsets.items()))
-    print(json.dumps(report, indent=2))
+    print(f"{report['recordings']} recordings, {report['detected_cycles']} detected cycles")
+    print(comparison_table(report["results"], annotated))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0
+
+
+def comparison_table(streamed: dict, annotated: dict) -> str:
+    """Markdown rows: task, subset, streamed score, annotated-boundary score, difference."""
+    rows = ["| task | subset | streamed | annotated boundaries | streamed - annotated |",
+            "|---|---|---|---|---|"]
+    for task in ("2-1", "2-2", "1-1", "1-2"):
+        for subset, entry in streamed.get(task, {}).items():
+            ref = annotated.get(task, {}).get(subset)
+            cells = (f"{ref['score']:.3f} | {100 * (entry['score'] - ref['score']):+.1f} pts"
+                     if ref else "- | -")
+            rows.append(f"| {task} | {subset} | {entry['score']:.3f} | {cells} |")
+    return "\n".join(rows)
 
 
 if __name__ == "__main__":
