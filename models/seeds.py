@@ -31,14 +31,18 @@ def seed_result(cfg: TrainConfig, data_root: Path, n_boot: int) -> dict:
     from models.benchmark import run
 
     out = run_dir(cfg) / "export"
-    if not (out / f"{cfg.name}.int8.onnx").is_file():
-        export_run(cfg, data_root, out)
-        refit_verdict_rule(cfg, data_root, out)
+    saved = out / "seed_result.json"
+    if saved.is_file():  # exported and benchmarked already: the files are pinned by hash
+        return json.loads(saved.read_text())
+    export_run(cfg, data_root, out)
+    refit_verdict_rule(cfg, data_root, out)
     report = run(out / f"{cfg.name}.int8.onnx", data_root, "combined", n_boot=n_boot,
                  show_progress=False)
     best = best_validation(cfg)
-    return {"seed": cfg.seed, "best_epoch": best["epoch"], "validation": best["val"],
-            "test_combined": {t: report["results"][t]["combined"]["score"] for t in TASKS}}
+    result = {"seed": cfg.seed, "best_epoch": best["epoch"], "validation": best["val"],
+              "test_combined": {t: report["results"][t]["combined"]["score"] for t in TASKS}}
+    saved.write_text(json.dumps(result, indent=2) + "\n")
+    return result
 
 
 def summarise_seeds(per_seed: list[dict]) -> dict:
