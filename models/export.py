@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -196,6 +197,8 @@ def export_run(cfg: TrainConfig, data_root: Path, out_dir: Path) -> list[Path]:
     quantize_int8(fp32, int8, calib)
     write_manifest(int8, manifest_fields(cfg, "int8", temps, thresholds, ece, val_scores,
                                          n_params))
+    # The exported weights as a torch state dict, so tests can hold every export to them.
+    shutil.copyfile(run / "best_model.pt", out_dir / f"{cfg.name}.pt")
     return [fp32, int8]
 
 

@@ -111,21 +111,18 @@ def test_tflite_agrees_with_onnx_on_real_cycles(tflite_model, test_cycles, refer
     assert same >= MIN_DECISION_AGREEMENT
 
 
-@pytest.mark.slow
 def test_torch_checkpoint_agrees_with_every_export(test_cycles):
-    """Needs the training run's checkpoint (not committed), hence slow: not in CI."""
-    torch = pytest.importorskip("torch")
+    """The committed torch weights (models/exports/breathnet.pt, what export_run exported)."""
+    import torch
+
     from models.nets import BreathNet, BreathNetConfig
-    from models.train import TrainConfig, run_dir
 
     manifest = load_manifest(ONNX_FP32).data
-    cfg = TrainConfig(**{k: v for k, v in manifest["training"]["config"].items()
-                         if k not in ("net",)})
-    cfg.net = BreathNetConfig(**{k: tuple(v) if isinstance(v, list) else v
-                                 for k, v in manifest["training"]["config"]["net"].items()})
-    checkpoint = run_dir(cfg) / "best_model.pt"
-    require(checkpoint.is_file(), f"{checkpoint} not present (training run not here)")
-    net = BreathNet(cfg.net)
+    cfg = BreathNetConfig(**{k: tuple(v) if isinstance(v, list) else v
+                             for k, v in manifest["training"]["config"]["net"].items()})
+    checkpoint = EXPORTS / "breathnet.pt"
+    require(checkpoint.is_file(), f"{checkpoint} missing: re-run steth-export")
+    net = BreathNet(cfg)
     net.load_state_dict(torch.load(checkpoint, weights_only=True))
     net.eval()
     fp32 = CycleModel(ONNX_FP32)
