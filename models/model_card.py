@@ -123,6 +123,9 @@ def seeds_section(seeds: dict | None) -> list[str]:
     lines = ["## Seeds (same recipe, different seeds)", "",
              f"{seeds['note']}", "", "| task | " + " | ".join(seeds["seeds"]) +
              " | mean ± std |", "|---|" + "---|" * (len(seeds["seeds"]) + 1)]
+    if "validation_mean" in seeds:
+        lines.append("| validation (mean of 1-1, 1-2; selects the seed) | " +
+                     " | ".join(f"{v:.3f}" for v in seeds["validation_mean"]) + " | |")
     for task, values in seeds["scores"].items():
         mean = statistics.mean(values)
         std = statistics.stdev(values) if len(values) > 1 else 0.0
