@@ -106,8 +106,23 @@ def hop_average(values: np.ndarray, hop: int) -> np.ndarray:
     return trimmed.reshape(*values.shape[:-1], n_frames, hop).mean(axis=-1)
 
 
+class _Framing:
+    """Rate and frame timing shared by every front end: edge's filter target and hop."""
+
+    filter: FilterConfig
+    hop: int
+
+    @property
+    def sample_rate(self) -> int:
+        return self.filter.target_rate
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.sample_rate / self.hop
+
+
 @dataclass(frozen=True)
-class WaveletConfig:
+class WaveletConfig(_Framing):
     """Log-magnitude CWT scalogram, one row per scale, low to high frequency.
 
     The paper found Bump best at event level (Tasks 1-x) and Morse best at record level
@@ -137,14 +152,6 @@ class WaveletConfig:
         wavelet_peak(self.wavelet)  # validates the name
         if not 0 < self.fmin_hz < self.fmax_hz <= self.sample_rate / 2:
             raise ValueError(f"need 0 < fmin_hz < fmax_hz <= {self.sample_rate / 2} Hz")
-
-    @property
-    def sample_rate(self) -> int:
-        return self.filter.target_rate
-
-    @property
-    def frames_per_second(self) -> float:
-        return self.sample_rate / self.hop
 
     @property
     def n_bins(self) -> int:
@@ -267,7 +274,7 @@ def row_normalise(x: np.ndarray, eps: float = 1e-5) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class HybridConfig:
+class HybridConfig(_Framing):
     """CycleGuardian's 3-channel spectrogram: mel, gammatone, constant-Q; (T, n_bins, 3).
 
     Paper: 10 kHz audio, n_fft 1024 / 1000-sample window, hop 128, 84 bins from 32.7 Hz to
@@ -296,14 +303,6 @@ class HybridConfig:
         object.__setattr__(self, "filter", _as_filter(self.filter))
         if not 0 < self.fmin_hz < self.fmax_hz < self.sample_rate / 2:
             raise ValueError(f"need 0 < fmin_hz < fmax_hz < {self.sample_rate / 2} Hz")
-
-    @property
-    def sample_rate(self) -> int:
-        return self.filter.target_rate
-
-    @property
-    def frames_per_second(self) -> float:
-        return self.sample_rate / self.hop
 
     @property
     def n_bins(self) -> int:
