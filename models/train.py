@@ -223,12 +223,24 @@ def subtype_loss(logits: torch.Tensor, target: torch.Tensor, cfg: TrainConfig,
     return F.cross_entropy(logits, target, weight=sub_w)
 
 
+def joint_findings_loss(joint: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of 4-way logits (Normal, Crackle, Wheeze, Both) on 0/1 finding pairs."""
+    if not torch.all((target == 0) | (target == 1)):
+        raise ValueError("a single-label head needs hard crackle/wheeze targets (no mixup)")
+    return F.cross_entropy(joint, (target[:, 0] + 2 * target[:, 1]).long())
+
+
 def loss_fn(out: tuple[torch.Tensor, ...], batch: dict[str, torch.Tensor],
-            cfg: TrainConfig, sub_w: torch.Tensor) -> torch.Tensor:
+            cfg: TrainConfig, sub_w: torch.Tensor,
+            joint: torch.Tensor | None = None) -> torch.Tensor:
+    """The shared loss; ``joint`` (B, 4) logits replace the findings term for single-label
+    heads (``out``'s findings are then their marginals, used only at inference)."""
     findings, subtype, quality = out
     known = batch["findings"][:, 0] != IGNORE
     loss = F.binary_cross_entropy_with_logits(quality[:, 0], batch["poor"])
-    if known.any():
+    if known.any() and joint is not None:
+        loss = loss + joint_findings_loss(joint[known], batch["findings"][known])
+    elif known.any():
         loss = loss + findings_loss(findings[known], batch["findings"][known], cfg)
     sub = batch["subtype"]
     has_sub = (sub.sum(dim=1) > 0) if sub.ndim == 2 else sub != IGNORE
@@ -266,9 +278,13 @@ def mixup(batch: dict[str, torch.Tensor], alpha: float,
 
 def training_loss(model: nn.Module, batch: dict[str, torch.Tensor], cfg: TrainConfig,
                   sub_w: torch.Tensor) -> torch.Tensor:
-    """The shared loss plus the design's own term (``model.extra_loss``), if it has one."""
-    out = model(batch["x"])
-    loss = loss_fn(out, batch, cfg, sub_w)
+    """The shared loss plus the design's own term (``model.extra_loss``), if it has one.
+
+    Designs with a single-label head expose ``forward_with_joint`` (outputs, 4-way logits).
+    """
+    with_joint = getattr(model, "forward_with_joint", None)
+    out, joint = with_joint(batch["x"]) if with_joint is not None else (model(batch["x"]), None)
+    loss = loss_fn(out, batch, cfg, sub_w, joint)
     extra = getattr(model, "extra_loss", None)
     if extra is not None:
         loss = loss + extra(batch["x"], out, batch)

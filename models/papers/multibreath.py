@@ -12,6 +12,10 @@ What the paper specifies and where it is here:
   pooling); output ``g + lambda a`` (eq. 8). H heads with the paper's temperatures
   (models.nets.HEAD_TEMPERATURES) each have their own classifier and are summed, as in CSRA.
 - Time/frequency masking: the trainer's ``augment`` (configured per experiment).
+- The paper's single-label baseline (``labels = "single"``): one 4-way softmax over
+  Normal / Crackle / Wheeze / Both, trained with cross-entropy through :meth:`forward_with_joint`.
+  :meth:`forward` still returns two findings logits, the log-odds of the softmax's crackle
+  and wheeze marginals, so evaluation, export and the edge treat both arms alike.
 
 Shapes: (batch, channels, time, frequency).
 """
@@ -58,6 +62,18 @@ class ResidualAttentionHead(nn.Module):
         s = self.classifier(x)  # (B, N, T, F) class score per position
         a = attention_pool(s.flatten(2), self.temperature)  # (B, N)
         return base_logit(s) + self.lam * a  # (B, N)
+
+
+def marginal_logits(joint: torch.Tensor) -> torch.Tensor:
+    """Log-odds of crackle and of wheeze from 4-way logits (Normal, Crackle, Wheeze, Both).
+
+    ``p(crackle) = p(Crackle) + p(Both)``; its logit is a difference of log-sum-exps, exact
+    and stable for any logits.
+    """
+    n, c, w, b = joint.unbind(dim=1)  # each (B,)
+    crackle = torch.logsumexp(torch.stack([c, b]), 0) - torch.logsumexp(torch.stack([n, w]), 0)
+    wheeze = torch.logsumexp(torch.stack([w, b]), 0) - torch.logsumexp(torch.stack([n, c]), 0)
+    return torch.stack([crackle, wheeze], dim=1)  # (B, 2)
 
 
 class MultiHeadClassAttention(nn.Module):
@@ -111,6 +127,7 @@ class MultiBreathConfig:
     heads: int = 2  # 1, 2, 4 or 6
     head: str = "attention"  # or "fc": the CNN6 classifier the paper's attention replaces
     lam: float = 0.3  # not given in the paper; the deployable BreathNet's value
+    labels: str = "multi"  # or "single": the paper's 4-way softmax baseline
     dropout: float = 0.2  # PANNs CNN6's dropout after each block
     n_subtypes: int = 7
 
@@ -130,21 +147,32 @@ class MultiBreath(nn.Module):
             blocks.append(Cnn6Block(c_in, c_out, c.kernel, c.dropout))
             c_in = c_out
         self.blocks = nn.Sequential(*blocks)
+        if c.labels not in ("multi", "single"):
+            raise ValueError(f"labels must be 'multi' or 'single', not {c.labels!r}")
+        n_findings = 2 if c.labels == "multi" else 4
         if c.head == "attention":
-            self.findings: nn.Module = MultiHeadClassAttention(c_in, 2, c.heads, c.lam)
+            self.findings: nn.Module = MultiHeadClassAttention(c_in, n_findings, c.heads, c.lam)
             self.subtype: nn.Module = MultiHeadClassAttention(c_in, c.n_subtypes, c.heads,
                                                               c.lam)
         elif c.head == "fc":
-            self.findings = Cnn6Classifier(c_in, 2)
+            self.findings = Cnn6Classifier(c_in, n_findings)
             self.subtype = Cnn6Classifier(c_in, c.n_subtypes)
         else:
             raise ValueError(f"head must be 'attention' or 'fc', not {c.head!r}")
         self.quality = nn.Linear(c_in, 1)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward_with_joint(self, x: torch.Tensor
+                           ) -> tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+                                      torch.Tensor | None]:
+        """The usual outputs plus, single-label only, the (B, 4) logits the loss needs."""
         x = self.bn0(x.transpose(1, 3)).transpose(1, 3)  # (B, C, T, F)
         x = self.blocks(x)  # (B, C', T/16, F/16)
-        findings = self.findings(x)  # (B, 2)
+        findings = self.findings(x)  # (B, 2) multi-label or (B, 4) single-label
         subtype = self.subtype(x)  # (B, 7)
         quality = self.quality(x.mean(dim=(2, 3)))  # (B, 1)
-        return findings, subtype, quality
+        if self.config.labels == "single":
+            return (marginal_logits(findings), subtype, quality), findings
+        return (findings, subtype, quality), None
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.forward_with_joint(x)[0]

@@ -21,9 +21,10 @@ from models.papers.multibreath import (
     MultiHeadClassAttention,
     attention_pool,
     base_logit,
+    marginal_logits,
 )
 from models.papers.resnet_cbam import CBAM, ResNetCBAM, ResNetCBAMConfig
-from models.train import focal_bce, focal_ce
+from models.train import IGNORE, focal_bce, focal_ce, joint_findings_loss, loss_fn
 from models.zoo import build_net, net_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "models" / "configs"
@@ -31,6 +32,7 @@ CONFIGS = Path(__file__).resolve().parents[2] / "models" / "configs"
 NETS = [
     (MultiBreath, MultiBreathConfig(channels=(8, 16, 16, 32))),
     (MultiBreath, MultiBreathConfig(channels=(8, 16, 16, 32), head="fc")),
+    (MultiBreath, MultiBreathConfig(channels=(8, 16, 16, 32), labels="single")),
     (ResNetCBAM, ResNetCBAMConfig(width=4)),
     (ResNetCBAM, ResNetCBAMConfig(width=4, depth=34, cbam=False)),
     (GlanceGaze, GlanceGazeConfig(channels=(4, 8, 8))),
@@ -130,6 +132,42 @@ def test_shrinkage_threshold_is_per_channel_and_bounded_by_mean_magnitude():
     assert tau.shape == (2, 6, 1, 1)
     assert (tau >= 0).all() and (tau <= x.abs().mean(dim=(2, 3))[..., None, None]).all()
     assert torch.equal(shrink(x), soft_threshold(x, tau))
+
+
+def test_marginal_logits_are_the_log_odds_of_the_softmax_marginals():
+    torch.manual_seed(3)
+    joint = torch.randn(6, 4) * 4  # Normal, Crackle, Wheeze, Both
+    p = torch.softmax(joint, dim=1)
+    marginals = torch.sigmoid(marginal_logits(joint))
+    assert torch.allclose(marginals[:, 0], p[:, 1] + p[:, 3], atol=1e-6)
+    assert torch.allclose(marginals[:, 1], p[:, 2] + p[:, 3], atol=1e-6)
+    # Stable where a naive log(p / (1 - p)) overflows.
+    assert torch.isfinite(marginal_logits(torch.tensor([[0.0, 200.0, -200.0, 0.0]]))).all()
+
+
+def test_single_label_head_trains_on_four_way_cross_entropy():
+    torch.manual_seed(4)
+    net = MultiBreath(MultiBreathConfig(channels=(8, 8, 8, 8), labels="single")).eval()
+    x = torch.randn(4, 1, 64, 64)
+    (findings, _, _), joint = net.forward_with_joint(x)
+    assert joint is not None and joint.shape == (4, 4)
+    assert torch.allclose(findings, net(x)[0])
+    pairs = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    # Normal, Crackle, Wheeze, Both -> class 0, 1, 2, 3
+    assert torch.allclose(joint_findings_loss(joint, pairs),
+                          F.cross_entropy(joint, torch.tensor([0, 1, 2, 3])))
+    with pytest.raises(ValueError, match="hard"):
+        joint_findings_loss(joint, torch.full((4, 2), 0.5))
+    # The trainer's loss uses the joint logits: it differs from BCE on the marginals.
+    batch = {"findings": pairs, "poor": torch.zeros(4), "subtype": torch.full((4,), IGNORE)}
+    out = net(x)
+    with_joint = loss_fn(out, batch, None, torch.ones(7), joint)  # type: ignore[arg-type]
+    bce = F.binary_cross_entropy_with_logits(findings, pairs)
+    quality = F.binary_cross_entropy_with_logits(out[2][:, 0], batch["poor"])
+    assert torch.allclose(with_joint, quality + F.cross_entropy(joint, torch.arange(4)))
+    assert not torch.allclose(with_joint, quality + bce)
+    multi = MultiBreath(MultiBreathConfig(channels=(8, 8, 8, 8))).eval()
+    assert multi.forward_with_joint(x)[1] is None
 
 
 def test_focal_with_gamma_0_alpha_1_equals_cross_entropy():
