@@ -43,12 +43,28 @@ def _num(value: float | None, fmt: str) -> str:
 
 def cost_row(name: str, report: dict | None, status: str) -> str:
     if report is None:
-        return f"| {name} | {status} | | | | | | |"
+        return f"| {name} | {status} | | | | | | | |"
     m = report["meta"]
     return (f"| {name} | {m['arch']} ({m['frontend']}) | {m['parameters']:,} | "
             f"{m['macs_per_window'] / 1e6:.1f} M | {m['fp32_bytes'] / 1024:.0f} KiB | "
             f"{m['cycle_ms_median']:.2f} | {_num(m.get('train_cpu_minutes'), '.1f')} | "
-            f"{m['epochs_trained']} |")
+            f"{m['epochs_trained']} | {_num(m.get('best_val'), '.3f')} |")
+
+
+def _with_ci(results: dict, task: str) -> str:
+    cell = results.get(task, {}).get("combined")
+    if cell is None:
+        return "–"
+    ci = cell.get("ci95")
+    interval = f" ({ci[0]:.3f}–{ci[1]:.3f})" if ci else ""
+    return f"{cell['score']:.3f}{interval}"
+
+
+def interval_row(name: str, report: dict | None, status: str) -> str:
+    if report is None:
+        return f"| {name} | {status} |" + " |" * (len(SCORE_TASKS) - 1)
+    cells = [_with_ci(report["results"], task) for task, _ in SCORE_TASKS]
+    return f"| {name} | " + " | ".join(cells) + " |"
 
 
 def _triple(results: dict, task: str, key: str = "score") -> str:
@@ -77,21 +93,42 @@ def load_json(path: Path) -> tuple[str, dict | None, str]:
     return report["meta"]["model"], report, "ok"
 
 
+FULL_SUFFIX = "_full"
+
+
+def _table_block(rows: list[tuple[str, dict | None, str]], reports: list[dict]) -> list[str]:
+    lines = ["| run | network (front end) | parameters | MACs / window | fp32 size | "
+             "ms / cycle | CPU-min to train | epochs | validation |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += [cost_row(*r) for r in rows]
+    header = ["| run | " + " | ".join(title for _, title in SCORE_TASKS) + " |",
+              "|---|" + "---|" * len(SCORE_TASKS)]
+    lines += ["", "Scores on the SPRSound 2022 test set, each cell inter / intra / combined:", "",
+              *header]
+    lines += [score_row(*r) for r in rows]
+    lines.append(baseline_row(reports))
+    lines += ["", "Combined scores with their patient-bootstrap 95 % intervals:", "", *header]
+    lines += [interval_row(*r) for r in rows]
+    return lines
+
+
 def tables(configs: list[Path], seed: int | None = None,
            extra_json: list[Path] | None = None) -> str:
-    """The cost table and the score table, as markdown."""
+    """The cost, score and interval tables, as markdown.
+
+    Runs named ``*_full`` (the full training budget) are tabulated apart from the others
+    (short runs), so no reader compares a network across budgets by accident.
+    "validation" is the run's best validation score, the one it was selected on.
+    """
     rows = [load_result(c, seed) for c in configs]
     rows += [load_json(p) for p in extra_json or []]
     reports = [r for _, r, _ in rows if r is not None]
-    lines = ["| run | network (front end) | parameters | MACs / window | fp32 size | "
-             "ms / cycle | CPU-min to train | epochs |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
-    lines += [cost_row(*r) for r in rows]
-    lines += ["", "Scores on the SPRSound 2022 test set, each cell inter / intra / combined:", "",
-              "| run | " + " | ".join(title for _, title in SCORE_TASKS) + " |",
-              "|---|" + "---|" * len(SCORE_TASKS)]
-    lines += [score_row(*r) for r in rows]
-    lines.append(baseline_row(reports))
+    full = [r for r in rows if r[0].endswith(FULL_SUFFIX)]
+    short = [r for r in rows if not r[0].endswith(FULL_SUFFIX)]
+    if not full or not short:
+        return "\n".join(_table_block(rows, reports))
+    lines = ["### Full budget", "", *_table_block(full, reports), "",
+             "### Short budget", "", *_table_block(short, reports)]
     return "\n".join(lines)
 
 
