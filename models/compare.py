@@ -87,10 +87,37 @@ def baseline_row(reports: list[dict]) -> str:
     return "| all-Normal baseline | " + " | ".join(cells) + " |"
 
 
+def row_name(meta: dict) -> str:
+    """The run's name; seeds other than 0 are named, seed 0 is the plain name."""
+    version = str(meta.get("version", ""))
+    if version.startswith("seed") and version != "seed0":
+        return f"{meta['model']} (seed {version[4:]})"
+    return meta["model"]
+
+
 def load_json(path: Path) -> tuple[str, dict | None, str]:
     """A report saved elsewhere with ``steth-bench --run ... --json PATH``."""
     report = json.loads(path.read_text())
-    return report["meta"]["model"], report, "ok"
+    return row_name(report["meta"]), report, "ok"
+
+
+def seed_mean_rows(rows: list[tuple[str, dict | None, str]]) -> list[str]:
+    """One row per run trained with several seeds: the mean combined score of each task."""
+    by_run: dict[str, list[dict]] = {}
+    for _, report, _ in rows:
+        if report is not None:
+            by_run.setdefault(report["meta"]["model"], []).append(report["results"])
+    lines = []
+    for name, results in by_run.items():
+        if len(results) < 2:
+            continue
+        cells = []
+        for task, _ in SCORE_TASKS:
+            scores = [r[task]["combined"]["score"] for r in results
+                      if "combined" in r.get(task, {})]
+            cells.append(_num(sum(scores) / len(scores) if scores else None, ".3f"))
+        lines.append(f"| {name} (mean of {len(results)} seeds) | " + " | ".join(cells) + " |")
+    return lines
 
 
 FULL_SUFFIX = "_full"
@@ -109,6 +136,7 @@ def _table_block(rows: list[tuple[str, dict | None, str]], reports: list[dict]) 
     lines.append(baseline_row(reports))
     lines += ["", "Combined scores with their patient-bootstrap 95 % intervals:", "", *header]
     lines += [interval_row(*r) for r in rows]
+    lines += seed_mean_rows(rows)
     return lines
 
 
@@ -123,8 +151,8 @@ def tables(configs: list[Path], seed: int | None = None,
     rows = [load_result(c, seed) for c in configs]
     rows += [load_json(p) for p in extra_json or []]
     reports = [r for _, r, _ in rows if r is not None]
-    full = [r for r in rows if r[0].endswith(FULL_SUFFIX)]
-    short = [r for r in rows if not r[0].endswith(FULL_SUFFIX)]
+    full = [r for r in rows if r[0].split(" ")[0].endswith(FULL_SUFFIX)]
+    short = [r for r in rows if r not in full]
     if not full or not short:
         return "\n".join(_table_block(rows, reports))
     lines = ["### Full budget", "", *_table_block(full, reports), "",
