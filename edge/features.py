@@ -21,8 +21,23 @@ from edge.filter import FilterChain, FilterConfig
 FEATURE_PIPELINE_VERSION = 1
 
 
+class Framing:
+    """Rate and frame timing shared by every front end: the filter's target rate and hop."""
+
+    filter: FilterConfig
+    hop: int
+
+    @property
+    def sample_rate(self) -> int:
+        return self.filter.target_rate
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.sample_rate / self.hop
+
+
 @dataclass(frozen=True)
-class FeatureConfig:
+class FeatureConfig(Framing):
     """Everything that changes the numbers a model sees; hashed into the manifest and cache."""
 
     filter: FilterConfig = field(default_factory=FilterConfig)
@@ -33,14 +48,6 @@ class FeatureConfig:
     fmax_hz: float = 2000.0
     log_floor: float = 1e-8
     version: int = FEATURE_PIPELINE_VERSION
-
-    @property
-    def sample_rate(self) -> int:
-        return self.filter.target_rate
-
-    @property
-    def frames_per_second(self) -> float:
-        return self.sample_rate / self.hop
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -28,7 +28,14 @@ from typing import ClassVar
 import numpy as np
 from scipy import fft as sfft
 
-from edge.features import FeatureConfig, FeatureExtractor, hz_to_mel, mel_filterbank, mel_to_hz
+from edge.features import (
+    FeatureConfig,
+    FeatureExtractor,
+    Framing,
+    hz_to_mel,
+    mel_filterbank,
+    mel_to_hz,
+)
 from edge.filter import FilterChain, FilterConfig
 
 FRONTEND_VERSION = 1
@@ -106,23 +113,8 @@ def hop_average(values: np.ndarray, hop: int) -> np.ndarray:
     return trimmed.reshape(*values.shape[:-1], n_frames, hop).mean(axis=-1)
 
 
-class _Framing:
-    """Rate and frame timing shared by every front end: edge's filter target and hop."""
-
-    filter: FilterConfig
-    hop: int
-
-    @property
-    def sample_rate(self) -> int:
-        return self.filter.target_rate
-
-    @property
-    def frames_per_second(self) -> float:
-        return self.sample_rate / self.hop
-
-
 @dataclass(frozen=True)
-class WaveletConfig(_Framing):
+class WaveletConfig(Framing):
     """Log-magnitude CWT scalogram, one row per scale, low to high frequency.
 
     The paper found Bump best at event level (Tasks 1-x) and Morse best at record level
@@ -274,7 +266,7 @@ def row_normalise(x: np.ndarray, eps: float = 1e-5) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class HybridConfig(_Framing):
+class HybridConfig(Framing):
     """CycleGuardian's 3-channel spectrogram: mel, gammatone, constant-Q; (T, n_bins, 3).
 
     Paper: 10 kHz audio, n_fft 1024 / 1000-sample window, hop 128, 84 bins from 32.7 Hz to

@@ -5,7 +5,6 @@ The detector's own tests are in test_segment.py."""
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -105,34 +104,43 @@ def test_stale_reported_within_two_seconds_and_recovery(tiny_model):
     pipe.close()
 
 
-class SlowModel:
-    """Wraps a model so every prediction takes 0.5 s."""
+class GatedModel:
+    """Wraps a model so no prediction finishes until the test opens the gate.
 
-    def __init__(self, model: CycleModel) -> None:
+    A gate instead of a sleep keeps the test independent of machine load: if the I/O path
+    waited for the model, feeding would block until the gate's safety timeout.
+    """
+
+    def __init__(self, model: CycleModel, timeout: float = 30.0) -> None:
         self._model = model
+        self.gate = threading.Event()
+        self.timeout = timeout
+        self.timed_out = False
 
     def __getattr__(self, name: str):
         return getattr(self._model, name)
 
     def predict_cycle(self, frames):
-        time.sleep(0.5)
+        if not self.gate.wait(self.timeout):
+            self.timed_out = True
         return self._model.predict_cycle(frames)
 
 
 def test_slow_model_does_not_stall_the_io_thread(tiny_model):
     audio = synthetic_breathing(2.0, 10)
     out: list[dict] = []
-    pipe = Pipeline(SlowModel(tiny_model), out.append, simulated=False,  # type: ignore[arg-type]
+    model = GatedModel(tiny_model)
+    pipe = Pipeline(model, out.append, simulated=False,  # type: ignore[arg-type]
                     transport="test")
     pipe.handle(device_info(), 0.0)
-    start = time.monotonic()
     for chunk in chunks(audio):
         pipe.handle(chunk, 0.0)
-    feed_seconds = time.monotonic() - start
+    # All 20 s of audio went in while the model had finished nothing.
+    finished_while_feeding = len([e for e in out if e["type"] == "cycle"])
     queued = pipe.worker.jobs.qsize()
+    model.gate.set()
     pipe.close(timeout=30)
     n_cycles = len([e for e in out if e["type"] == "cycle"])
-    assert n_cycles >= 6
-    # Feeding 20 s of audio does not wait for 6+ half-second predictions.
-    assert feed_seconds < 0.5 * n_cycles
-    assert queued >= 1
+    assert not model.timed_out
+    assert finished_while_feeding == 0 and queued >= 5
+    assert n_cycles >= 6 and pipe.worker.dropped == 0
