@@ -14,6 +14,7 @@ shared record rule (:func:`edge.labels.record_verdict`) turns them into a verdic
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
@@ -40,7 +41,7 @@ from models.metrics import (
     to_task_label,
 )
 from models.robustness import CONDITIONS
-from models.verdict_fit import window_findings
+from models.verdict_fit import fit_rule_on_validation, window_findings
 
 SUBSETS = ("inter", "intra", "combined")
 AudioTransform = Callable[[np.ndarray, int], np.ndarray]
@@ -318,11 +319,25 @@ def run(model_path: Path, data_root: Path, split: str, *, limit: int = 0, n_boot
 
 def run_torch(config_path: Path, data_root: Path, split: str, *, seed: int | None = None,
               limit: int = 0, n_boot: int = 1000, transform: AudioTransform | None = None,
-              condition: str = "clean", show_progress: bool = True) -> dict:
-    """Score a trained run (``best_model.pt``) and add its cost to the report."""
+              condition: str = "clean", show_progress: bool = True,
+              fit_rule: bool = False) -> dict:
+    """Score a trained run (``best_model.pt``) and add its cost to the report.
+
+    With ``fit_rule`` the record rule is first fit on the run's own validation records
+    (as ``steth-export`` does for the deployed model) instead of the default rule.
+    """
     model = TorchCycleModel(config_path, seed, threads=1)
+    fitted = None
+    if fit_rule:
+        rule, scores, default, n = fit_rule_on_validation(
+            model, model.cfg.feature_config(), data_root, model.cfg.val_fraction, model.cfg.seed)
+        model.manifest = dataclasses.replace(model.manifest, verdict_rule=rule)
+        fitted = {"validation_records": n, "validation_scores": scores,
+                  "default_rule_validation_scores": default}
     report = score(model, data_root, split, limit=limit, n_boot=n_boot, transform=transform,
                    condition=condition, show_progress=show_progress)
+    report["meta"]["verdict_rule"] = model.manifest.verdict_rule.to_dict()
+    report["meta"]["verdict_rule_fit"] = fitted
     cost = model.cost()
     report["meta"].update(cost, file_bytes=cost["fp32_bytes"], config=str(config_path),
                           arch=model.cfg.arch, frontend=model.cfg.frontend,
@@ -379,17 +394,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--condition", choices=sorted(CONDITIONS), default="clean",
                         help="pass test audio through part of the product's signal chain "
                              "first (see models/robustness.py)")
+    parser.add_argument("--fit-rule", action="store_true",
+                        help="with --run: fit the record-verdict rule on the run's validation "
+                             "records first (default: the rule's defaults)")
     parser.add_argument("--json", type=Path, help="also write the results here (with --run "
                                                   "the default is the run folder)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     if (args.model is None) == (args.run is None):
         parser.error("give a model file or --run CONFIG (one of them)")
+    if args.fit_rule and args.run is None:
+        parser.error("--fit-rule needs --run; an exported model carries its fitted rule "
+                     "(steth-export --verdict-only)")
     common = dict(limit=args.limit, n_boot=args.bootstrap, transform=CONDITIONS[args.condition],
                   condition=args.condition, show_progress=not args.no_progress)
     try:
         if args.run is not None:
-            report = run_torch(args.run, args.data, args.split, seed=args.seed, **common)
+            report = run_torch(args.run, args.data, args.split, seed=args.seed,
+                               fit_rule=args.fit_rule, **common)
         else:
             report = run(args.model, args.data, args.split, **common)
     except (ModelError, DataError) as exc:

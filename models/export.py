@@ -20,9 +20,7 @@ from edge.features import FeatureConfig
 from edge.infer import CycleModel, ModelError
 from edge.labels import EVENT_CLASSES, FOUR_CLASSES, VerdictRule
 from edge.manifest import write_manifest
-from models.data import split_train_validation
-from models.datasets import DataError, default_data_root, load_sprsound
-from models.feature_cache import cached_features
+from models.datasets import DataError, default_data_root
 from models.metrics import expected_calibration_error
 from models.nets import BreathNet
 from models.train import (
@@ -34,13 +32,7 @@ from models.train import (
     run_dir,
     training_window,
 )
-from models.verdict_fit import (
-    apply_rule_to_manifests,
-    fit_verdict_rule,
-    record_task_scores,
-    sibling_models,
-    window_findings,
-)
+from models.verdict_fit import apply_rule_to_manifests, fit_rule_on_validation, sibling_models
 
 OUTPUT_NAMES = ("findings", "subtype", "quality")
 DEFAULT_EXPORT_DIR = Path(__file__).resolve().parent / "exports"
@@ -206,17 +198,12 @@ def refit_verdict_rule(cfg: TrainConfig, data_root: Path, out_dir: Path) -> list
     """Fit the record rule on the SPRSound validation records with the exported int8 model."""
     int8 = out_dir / f"{cfg.name}.int8.onnx"
     model = CycleModel(int8, expected_feature_hash=FeatureConfig().hash(), threads=1)
-    _, val = split_train_validation(load_sprsound(data_root, "train"), cfg.val_fraction,
-                                    cfg.seed)
-    val = [r for r in val if r.record_label is not None]
-    findings = [window_findings(model, cached_features(r, FeatureConfig())) for r in val]
-    labels = [str(r.record_label) for r in val]
-    rule, scores = fit_verdict_rule(findings, labels)
-    default = record_task_scores(findings, labels, VerdictRule())
-    print(f"verdict rule on {len(val)} validation records: {rule.to_dict()} "
+    rule, scores, default, n = fit_rule_on_validation(model, FeatureConfig(), data_root,
+                                                      cfg.val_fraction, cfg.seed)
+    print(f"verdict rule on {n} validation records: {rule.to_dict()} "
           f"2-1 {scores['2-1']:.3f} 2-2 {scores['2-2']:.3f} "
           f"(default rule: 2-1 {default['2-1']:.3f} 2-2 {default['2-2']:.3f})")
-    return apply_rule_to_manifests(sibling_models(int8), rule, scores, len(val))
+    return apply_rule_to_manifests(sibling_models(int8), rule, scores, n)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,7 +20,9 @@ import numpy as np
 from edge.infer import CycleModel
 from edge.labels import CycleFinding, VerdictRule, record_verdict
 from edge.manifest import load_manifest, manifest_path_for, write_manifest
-from models.data import tile_ranges
+from models.data import split_train_validation, tile_ranges
+from models.datasets import load_sprsound
+from models.feature_cache import FrontEnd, cached_features
 from models.metrics import task_scores, to_task_label
 
 MIN_WINDOW_FRAMES = 4
@@ -77,6 +79,23 @@ def fit_verdict_rule(findings: Sequence[Sequence[CycleFinding]],
         if scores["mean"] > best["mean"] + 1e-12:
             best_rule, best = rule, scores
     return best_rule, best
+
+
+def fit_rule_on_validation(model: CycleModel | Any, frontend: FrontEnd, data_root: Path,
+                           val_fraction: float, seed: int
+                           ) -> tuple[VerdictRule, dict[str, float], dict[str, float], int]:
+    """Fit the record rule for ``model`` on the SPRSound validation records of a run.
+
+    The records are the patient-disjoint validation split the run was selected on (same
+    fraction and seed), scored through ``frontend``'s cached features. Returns the rule,
+    its validation scores, the default rule's validation scores, and the record count.
+    """
+    _, val = split_train_validation(load_sprsound(data_root, "train"), val_fraction, seed)
+    val = [r for r in val if r.record_label is not None]
+    findings = [window_findings(model, cached_features(r, frontend)) for r in val]
+    labels = [str(r.record_label) for r in val]
+    rule, scores = fit_verdict_rule(findings, labels)
+    return rule, scores, record_task_scores(findings, labels, VerdictRule()), len(val)
 
 
 def apply_rule_to_manifests(model_paths: Sequence[Path], rule: VerdictRule,

@@ -13,6 +13,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from edge.labels import VerdictRule
 from models.nets import HEAD_TEMPERATURES
 from models.papers.glance_gaze import GlanceGaze, GlanceGazeConfig, Shrinkage, soft_threshold
 from models.papers.multibreath import (
@@ -25,6 +26,7 @@ from models.papers.multibreath import (
 )
 from models.papers.resnet_cbam import CBAM, ResNetCBAM, ResNetCBAMConfig
 from models.train import IGNORE, focal_bce, focal_ce, joint_findings_loss, loss_fn
+from models.verdict_fit import rule_grid
 from models.zoo import build_net, net_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "models" / "configs"
@@ -216,3 +218,15 @@ def test_a_trained_run_is_scored_by_the_shared_benchmark_code(shared_data, tmp_p
     assert {"icbhi", "1-1", "1-2", "2-1", "2-2"} <= set(report["results"])
     table = tables([config])
     assert "| tiny | multibreath_cnn6 (logmel) |" in table and "all-Normal baseline" in table
+    assert report["meta"]["verdict_rule"] == VerdictRule().to_dict()
+    assert report["meta"]["verdict_rule_fit"] is None
+    # --fit-rule: the record rule is fit on the run's validation records, and says so.
+    assert main(["--run", str(config), "--data", str(shared_data), "--limit", "3",
+                 "--bootstrap", "5", "--no-progress", "--fit-rule"]) == 0
+    fitted = json.loads(run_results_path(model.run_dir).read_text())["meta"]
+    assert fitted["verdict_rule_fit"]["validation_records"] > 50
+    assert fitted["verdict_rule"] in [r.to_dict() for r in rule_grid()]
+    best = fitted["verdict_rule_fit"]["validation_scores"]["mean"]
+    assert best >= fitted["verdict_rule_fit"]["default_rule_validation_scores"]["mean"] - 1e-9
+    with pytest.raises(SystemExit):  # an exported model already carries its fitted rule
+        main(["model.onnx", "--fit-rule"])
