@@ -96,6 +96,16 @@ def test_a_tiny_run_on_real_recordings_lowers_the_loss(shared_data, tmp_path, ar
     assert losses[-1] < 0.9 * losses[0], losses
 
 
+def test_single_label_multibreath_trains_and_lowers_the_loss(shared_data, tmp_path):
+    """The paper's 4-way softmax baseline goes through the trainer's joint-logit path."""
+    net = net_config("multibreath_cnn6", {"channels": [8, 16], "labels": "single"})
+    cfg = tiny_config("multibreath_cnn6", epochs=5, augment={}, net=net)
+    run = train(cfg, shared_data, progress=False, out_dir=tmp_path)
+    losses = [h["loss"] for h in history(run)]
+    assert np.isfinite(losses).all()
+    assert losses[-1] < 0.9 * losses[0], losses
+
+
 def test_focal_and_mixup_options_train(shared_data, tmp_path):
     cfg = tiny_config(loss="focal", focal_gamma=2.0, mixup_alpha=0.4, epochs=1)
     run = train(cfg, shared_data, progress=False, out_dir=tmp_path)
