@@ -87,6 +87,19 @@ def test_train_validation_test_patients_do_not_overlap(shared_data):
         assert (icbhi_test & (tr | va)) <= shared
 
 
+def test_the_record_rule_fit_sees_only_the_runs_validation_patients(shared_data):
+    """The rule fit splits SPRSound alone; the run split SPRSound + ICBHI. Per-patient
+    hashing makes the SPRSound validation patients identical, so no training record of the
+    run ever tunes its record rule."""
+    sprsound = load_sprsound(shared_data, "train")
+    both = sprsound + load_icbhi(shared_data, "train")
+    for seed in (0, 1):
+        _, val_alone = split_train_validation(sprsound, 0.15, seed)
+        _, val_run = split_train_validation(both, 0.15, seed)
+        run_sprsound = {r.audio_path for r in val_run if r.dataset == "sprsound"}
+        assert {r.audio_path for r in val_alone} == run_sprsound and run_sprsound
+
+
 @pytest.mark.parametrize("arch", available_archs())
 def test_a_tiny_run_on_real_recordings_lowers_the_loss(shared_data, tmp_path, arch):
     cfg = tiny_config(arch, epochs=5, augment={})
