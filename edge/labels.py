@@ -25,9 +25,14 @@ CONTINUOUS_EVENTS = frozenset({"Wheeze", "Rhonchi", "Stridor"})
 DISCONTINUOUS_EVENTS = frozenset({"Fine Crackle", "Coarse Crackle"})
 
 
+def four_class_index(crackle, wheeze):
+    """Index into FOUR_CLASSES of 0/1 crackle and wheeze flags (ints, arrays or tensors)."""
+    return crackle + 2 * wheeze
+
+
 def four_class_from_flags(crackle: bool, wheeze: bool) -> str:
     """Multi-label (crackle, wheeze) to the 4-class name."""
-    return FOUR_CLASSES[int(bool(crackle)) + 2 * int(bool(wheeze))]
+    return FOUR_CLASSES[four_class_index(int(bool(crackle)), int(bool(wheeze)))]
 
 
 def flags_from_four_class(name: str) -> tuple[bool, bool]:

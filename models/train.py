@@ -29,7 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from edge.infer import CyclePrediction, cycle_windows, fit_window, sigmoid, softmax
-from edge.labels import EVENT_CLASSES
+from edge.labels import EVENT_CLASSES, four_class_index
 from models.chain_augment import add_gain_and_noise
 from models.data import IGNORE, Sample, SampleSet, build_sample_set, split_train_validation
 from models.datasets import DataError, default_data_root, load_icbhi, load_sprsound
@@ -224,10 +224,10 @@ def subtype_loss(logits: torch.Tensor, target: torch.Tensor, cfg: TrainConfig,
 
 
 def joint_findings_loss(joint: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of 4-way logits (Normal, Crackle, Wheeze, Both) on 0/1 finding pairs."""
+    """Cross-entropy of 4-way logits (edge.labels.FOUR_CLASSES order) on 0/1 finding pairs."""
     if not torch.all((target == 0) | (target == 1)):
         raise ValueError("a single-label head needs hard crackle/wheeze targets (no mixup)")
-    return F.cross_entropy(joint, (target[:, 0] + 2 * target[:, 1]).long())
+    return F.cross_entropy(joint, four_class_index(target[:, 0], target[:, 1]).long())
 
 
 def loss_fn(out: tuple[torch.Tensor, ...], batch: dict[str, torch.Tensor],

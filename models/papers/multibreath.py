@@ -65,7 +65,8 @@ class ResidualAttentionHead(nn.Module):
 
 
 def marginal_logits(joint: torch.Tensor) -> torch.Tensor:
-    """Log-odds of crackle and of wheeze from 4-way logits (Normal, Crackle, Wheeze, Both).
+    """Log-odds of crackle and of wheeze from 4-way logits in edge.labels.FOUR_CLASSES order
+    (Normal, Crackle, Wheeze, Both).
 
     ``p(crackle) = p(Crackle) + p(Both)``; its logit is a difference of log-sum-exps, exact
     and stable for any logits.
