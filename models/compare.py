@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from models.benchmark import run_results_path
@@ -60,11 +61,6 @@ def _with_ci(results: dict, task: str) -> str:
     return f"{cell['score']:.3f}{interval}"
 
 
-def interval_row(name: str, report: dict | None, status: str) -> str:
-    if report is None:
-        return f"| {name} | {status} |" + " |" * (len(SCORE_TASKS) - 1)
-    cells = [_with_ci(report["results"], task) for task, _ in SCORE_TASKS]
-    return f"| {name} | " + " | ".join(cells) + " |"
 
 
 def _triple(results: dict, task: str, key: str = "score") -> str:
@@ -72,10 +68,12 @@ def _triple(results: dict, task: str, key: str = "score") -> str:
     return " / ".join(_num(per[s][key], ".3f") if s in per else "–" for s in SUBSETS)
 
 
-def score_row(name: str, report: dict | None, status: str) -> str:
+def score_row(name: str, report: dict | None, status: str,
+              cell: Callable[[dict, str], str] = _triple) -> str:
+    """One row of a score table; ``cell`` formats a task (default: inter / intra / combined)."""
     if report is None:
         return f"| {name} | {status} |" + " |" * (len(SCORE_TASKS) - 1)
-    cells = [_triple(report["results"], task) for task, _ in SCORE_TASKS]
+    cells = [cell(report["results"], task) for task, _ in SCORE_TASKS]
     return f"| {name} | " + " | ".join(cells) + " |"
 
 
@@ -135,7 +133,7 @@ def _table_block(rows: list[tuple[str, dict | None, str]], reports: list[dict]) 
     lines += [score_row(*r) for r in rows]
     lines.append(baseline_row(reports))
     lines += ["", "Combined scores with their patient-bootstrap 95 % intervals:", "", *header]
-    lines += [interval_row(*r) for r in rows]
+    lines += [score_row(*r, cell=_with_ci) for r in rows]
     lines += seed_mean_rows(rows)
     return lines
 
