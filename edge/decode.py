@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from edge import protocol
-from edge.protocol import (
+from steth.edge import protocol
+from steth.edge.protocol import (
     Ack,
     AudioAdpcm,
     AudioPcm16,

@@ -35,7 +35,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from edge.events import SCHEMA_VERSION, EventError, dumps, parse_line
+from steth.edge.events import SCHEMA_VERSION, EventError, dumps, parse_line
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765

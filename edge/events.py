@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from edge.labels import FOUR_CLASSES, RECORD_CLASSES
+from steth.edge.labels import FOUR_CLASSES, RECORD_CLASSES
 
 SCHEMA_VERSION = 1
 
@@ -641,17 +641,30 @@ class FileWriter:
 
 
 class MultiWriter:
-    """Fan one event out to several writers."""
+    """Fan one event out to several writers, one event at a time.
 
-    def __init__(self, writers: Iterable[EventWriter]) -> None:
+    The pipeline's worker thread and the I/O thread both emit; the lock keeps every writer
+    seeing the events in the same order. It is re-entrant because a writer (the recorder)
+    may emit a warning while it handles an event.
+    """
+
+    def __init__(self, writers: Iterable[EventWriter] = ()) -> None:
         self.writers = list(writers)
+        self._lock = threading.RLock()
+
+    def add(self, writer: EventWriter) -> None:
+        with self._lock:
+            self.writers.append(writer)
 
     def write(self, event: Mapping[str, Any]) -> None:
-        for writer in self.writers:
-            writer.write(event)
+        with self._lock:
+            for writer in self.writers:
+                writer.write(event)
 
     def close(self) -> None:
-        for writer in self.writers:
+        with self._lock:
+            writers, self.writers = self.writers, []
+        for writer in writers:
             writer.close()
 
 

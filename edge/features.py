@@ -16,7 +16,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from edge.filter import FilterChain, FilterConfig
+from steth.edge.filter import FilterChain, FilterConfig
 
 FEATURE_PIPELINE_VERSION = 1
 

@@ -14,13 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from edge.labels import (
+from steth.edge.labels import (
     CONTINUOUS_EVENTS,
     DISCONTINUOUS_EVENTS,
     EVENT_CLASSES,
     four_class_from_flags,
 )
-from edge.manifest import Manifest, ManifestError, load_manifest
+from steth.edge.manifest import Manifest, ManifestError, load_manifest
 
 MIN_CYCLE_FRAMES = 4
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge.features import FeatureConfig
-from edge.labels import VerdictRule
+from steth.edge.features import FeatureConfig
+from steth.edge.labels import VerdictRule
 
 MANIFEST_SCHEMA = 1
 MANIFEST_SUFFIX = ".manifest.json"

@@ -19,13 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
-from edge import events as ev
-from edge.decode import AudioChunk, Gap, LinkStats
-from edge.features import FeatureConfig, FeatureExtractor, pcm16_to_float
-from edge.infer import MIN_CYCLE_FRAMES, CycleModel
-from edge.labels import CycleFinding, record_verdict
-from edge.protocol import DeviceInfo
-from edge.segment import BreathCycleDetector, Cycle, DetectorConfig
+from steth.edge import events as ev
+from steth.edge.decode import AudioChunk, Gap, LinkStats
+from steth.edge.features import FeatureExtractor, pcm16_to_float
+from steth.edge.infer import MIN_CYCLE_FRAMES, CycleModel
+from steth.edge.labels import CycleFinding, record_verdict
+from steth.edge.loading import load_model
+from steth.edge.protocol import DeviceInfo
+from steth.edge.segment import BreathCycleDetector, Cycle, DetectorConfig
 
 Emit = Callable[[dict], None]
 
@@ -402,10 +403,7 @@ def stream_events(samples: np.ndarray, sample_rate: int,
         raise ValueError("classify_recording needs mono audio and a positive sample rate")
     pcm = pcm.astype(np.int16, copy=False)
     if not isinstance(model, CycleModel):
-        from edge.cli import default_model_path  # edge.cli imports this module
-
-        model = CycleModel(Path(model) if model is not None else default_model_path(),
-                           expected_feature_hash=FeatureConfig().hash())
+        model = load_model(model)
     chunk = 256  # samples per block, as a device stream delivers them
     events: list[dict] = []
     pipe = Pipeline(model, events.append, simulated=False, transport="file", offline=True)

@@ -30,22 +30,15 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import lfilter
 
-from edge.features import FeatureConfig, mel_filterbank
+from steth.edge.assets import default_detector_path
+from steth.edge.features import FeatureConfig, mel_filterbank
 
-WEIGHTS_NAME = "breathseg.npz"
 MANIFEST_SUFFIX = ".manifest.json"
 WEIGHTS_FORMAT = "breathseg-causal-conv-v1"
 
 
 class DetectorWeightsError(Exception):
     """The detector weights file is missing, corrupt or does not match its manifest."""
-
-
-def default_weights_path() -> Path:
-    """The committed detector weights (``models/exports/breathseg.npz``)."""
-    import models  # torch-free package marker; the exports folder ships with it
-
-    return Path(models.__file__).resolve().parent / "exports" / WEIGHTS_NAME
 
 
 @dataclass(frozen=True)
@@ -57,7 +50,7 @@ class DetectorConfig:
     patient-grouped fold models over the 43 ICBHI training recordings (no test data).
     """
 
-    weights: Path | None = None  # None: the committed models/exports/breathseg.npz
+    weights: Path | None = None  # None: the embedded steth.edge.assets detector
     threshold: float = 0.385  # lowest boundary score taken as a boundary
     peak_frames: int = 6  # later frames that must score lower before a peak is taken
     gap_fraction: float = 0.755  # boundaries at least this share of the running period apart
@@ -82,7 +75,7 @@ class Cycle:
 
 
 def _sha256(path: Path) -> str:
-    from edge.manifest import sha256_file
+    from steth.edge.manifest import sha256_file
 
     return sha256_file(path)
 
@@ -315,7 +308,7 @@ class BreathCycleDetector:
         self.features = features or FeatureConfig()
         self.config = c = config or DetectorConfig()
         self.fps = self.features.frames_per_second
-        arrays, manifest = load_weights(c.weights or default_weights_path(), self.features)
+        arrays, manifest = load_weights(c.weights or default_detector_path(), self.features)
         self.net = BoundaryNet(arrays, manifest)
         self.normaliser = FrameNormaliser(self.features.n_mels, self.net.tau_frames)
         self.picker = BoundaryPicker(c, self.fps)

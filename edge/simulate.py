@@ -41,10 +41,10 @@ from functools import lru_cache
 import numpy as np
 from scipy import signal
 
-from edge import protocol
-from edge.protocol import DeviceInfo, MsgType
-from edge.transports.base import SourceError, Transport
-from edge.transports.framing import CommandResponder, PcmStreamFramer, host_device_info
+from steth.edge import protocol
+from steth.edge.protocol import DeviceInfo, MsgType
+from steth.edge.transports.base import SourceError, Transport
+from steth.edge.transports.framing import CommandResponder, PcmStreamFramer, host_device_info
 
 SIM_SAMPLE_RATE = 8000
 

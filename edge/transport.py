@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
-from collections.abc import Callable
 
-from edge.decode import DecodedItem, StreamDecoder
-from edge.simulate import LinkFaults, PatientConfig, SimulatedTransport
-from edge.transports.base import (
+from steth.edge.simulate import LinkFaults, PatientConfig, SimulatedTransport
+from steth.edge.transports.base import (
     Backoff,
     MessageSink,
     SourceError,
@@ -28,7 +25,7 @@ from edge.transports.base import (
     TransportStatus,
     print_to_stderr,
 )
-from edge.transports.serial_link import DEFAULT_BAUD, SerialTransport
+from steth.edge.transports.serial_link import DEFAULT_BAUD, SerialTransport
 
 __all__ = [
     "Backoff",
@@ -37,7 +34,6 @@ __all__ = [
     "TransportStatus",
     "add_source_arguments",
     "open_transport",
-    "run_decoder_only",
 ]
 
 
@@ -124,16 +120,16 @@ def open_transport(
     if args.port:
         return SerialTransport(args.port, args.baud, on_message=on_message)
     if args.replay:
-        from edge.transports.replay import ReplayTransport
+        from steth.edge.transports.replay import ReplayTransport
 
         return ReplayTransport(args.replay, args.speed, on_message=on_message)
     if args.ble:
-        from edge.transports.ble import BleTransport
+        from steth.edge.transports.ble import BleTransport
 
         allow = [part for value in args.ble_allow for part in value.split(",")]
         return BleTransport(args.ble, allow, on_message=on_message)
     if args.soundcard:
-        from edge.transports.soundcard import SoundCardTransport
+        from steth.edge.transports.soundcard import SoundCardTransport
 
         return SoundCardTransport(args.soundcard, on_message=on_message)
     if args.simulate:
@@ -190,52 +186,3 @@ def _count(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError("counts cannot be negative")
     return value
-
-
-def run_decoder_only(
-    transport: Transport,
-    decoder: StreamDecoder,
-    seconds: float,
-    *,
-    read_timeout: float = 0.05,
-    clock: Callable[[], float] = time.monotonic,
-) -> list[DecodedItem]:
-    """Read and decode for ``seconds`` (or until a finite source ends); return the items.
-
-    The reference loop for wiring a transport to the decoder: it also asks the device for
-    its DeviceInfo (GET_INFO, at most once a second) while none has arrived, because audio
-    is not trusted before it.
-
-    Parameters
-    ----------
-    transport : Transport
-        An open source.
-    decoder : StreamDecoder
-        The decoder to feed (its statistics keep accumulating across calls).
-    seconds : float
-        Wall-clock duration.
-    read_timeout : float
-        Longest single wait for bytes.
-    clock : callable
-        Monotonic clock.
-
-    Returns
-    -------
-    list
-        Decoded items in stream order.
-
-    Raises
-    ------
-    ProtocolVersionError
-        The device speaks another protocol major version (fatal).
-    """
-    items: list[DecodedItem] = []
-    deadline = clock() + seconds
-    while clock() < deadline and not transport.ended:
-        request = decoder.device_info_request(clock())
-        if request is not None:
-            transport.write(request)
-        data = transport.read(min(read_timeout, max(0.0, deadline - clock())))
-        if data:
-            items += decoder.feed(data, clock())
-    return items

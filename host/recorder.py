@@ -36,8 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from edge.events import make_mark, make_private_dir
-from host.dashboard import DashboardActions, RecordingStatus
+from steth.edge.events import make_mark, make_private_dir
+from steth.host.dashboard import DashboardActions, RecordingStatus
 
 SESSION_FILE = "session.json"
 RAW_AUDIO = "audio.s16le.part"
@@ -395,7 +395,7 @@ class Recorder:
         if audio_format not in ("flac", "wav"):
             raise RecorderError(f"audio format must be flac or wav, not {audio_format!r}")
         if make_reports:
-            from host.report import ReportError, require_matplotlib
+            from steth.host.report import ReportError, require_matplotlib
 
             try:
                 require_matplotlib()
@@ -520,7 +520,7 @@ class Recorder:
 
     def _report(self, take: Take) -> str | None:
         """Draw report.png for a finished take; returns a warning or None."""
-        from host.review import report_take
+        from steth.host.review import report_take
 
         try:
             report_take(self.session_dir, take.summary(), self.meta)

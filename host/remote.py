@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from edge import events as ev
-from edge.event_server import (
+from steth.edge import events as ev
+from steth.edge.event_server import (
     DEFAULT_HOST,
     DEFAULT_PORT,
     AuthError,
@@ -33,10 +33,10 @@ from edge.event_server import (
     load_token,
     write_new_token,
 )
-from edge.filter import FilterChain, FilterConfig
-from host.dashboard import Dashboard, DashboardActions
-from host.listen import Listener, NoOutputDeviceError, add_listen_arguments, open_listener
-from host.recorder import Recorder, RecorderError, add_recorder_arguments, open_recorder
+from steth.edge.filter import FilterChain, FilterConfig
+from steth.host.dashboard import Dashboard, DashboardActions
+from steth.host.listen import Listener, NoOutputDeviceError, add_listen_arguments, open_listener
+from steth.host.recorder import Recorder, RecorderError, add_recorder_arguments, open_recorder
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from edge import events as ev
-from host.recorder import (
+from steth.edge import events as ev
+from steth.host.recorder import (
     CSV_COLUMNS,
     CYCLES_JSONL,
     SESSION_FILE,
@@ -101,7 +101,7 @@ def format_session(session_dir: Path) -> str:
 
 def report_take(session_dir: Path, take: Mapping[str, Any], meta: Mapping[str, Any]) -> Path:
     """Write ``report.png`` into a take folder."""
-    from host.report import make_report
+    from steth.host.report import make_report
 
     folder = session_dir / take["folder"]
     audio, rate = read_take_audio(folder)

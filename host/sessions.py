@@ -16,14 +16,14 @@ import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from host.recorder import (
+from steth.host.recorder import (
     RAW_AUDIO,
     SESSION_FILE,
     RecorderError,
     recover_session,
     take_folders,
 )
-from host.review import (
+from steth.host.review import (
     Classifier,
     format_session,
     load_session,
@@ -111,28 +111,21 @@ def delete_session(session_dir: Path) -> None:
 def load_pipeline_classifier(model_path: Path | None = None) -> Classifier:
     """The streaming pipeline's classifier with the model loaded once.
 
-    Uses ``edge.pipeline.classify_recording(samples: np.ndarray[int16], sample_rate: int,
-    model) -> Iterable[cycle event dict]`` with start/end relative to sample 0; ``model_path``
-    defaults to the model ``edge-run`` embeds.
+    Uses ``steth.edge.pipeline.classify_recording`` (cycle events with start/end relative to
+    sample 0); ``model_path`` defaults to the model ``edge-run`` embeds.
     """
     try:
-        pipeline = importlib.import_module("edge.pipeline")
+        pipeline = importlib.import_module("steth.edge.pipeline")
+        from steth.edge.infer import ModelError
+        from steth.edge.loading import load_model
+        from steth.edge.segment import DetectorWeightsError
     except ImportError as exc:
-        raise SessionError(f"reclassify needs edge.pipeline ({exc})") from None
-    classify = getattr(pipeline, "classify_recording", None)
-    if classify is None:
-        raise SessionError("reclassify needs edge.pipeline.classify_recording(samples, "
-                           "sample_rate); this build does not have it yet")
-    from edge.cli import default_model_path
-    from edge.features import FeatureConfig
-    from edge.infer import CycleModel, ModelError
-
+        raise SessionError(f"reclassify needs steth.edge.pipeline ({exc})") from None
     try:
-        model = CycleModel(model_path or default_model_path(),
-                           expected_feature_hash=FeatureConfig().hash())
-    except ModelError as exc:
+        model = load_model(model_path)
+    except (ModelError, DetectorWeightsError) as exc:
         raise SessionError(f"{exc} (choose another --model)") from None
-    return lambda samples, rate: classify(samples, rate, model)
+    return lambda samples, rate: pipeline.classify_recording(samples, rate, model)
 
 
 def _confirm(question: str) -> bool:
@@ -201,7 +194,7 @@ def run(args: argparse.Namespace, classifier: Classifier | None = None) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point (``steth-session``)."""
-    from host.report import ReportError
+    from steth.host.report import ReportError
 
     args = build_parser().parse_args(argv)
     try:

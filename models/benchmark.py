@@ -25,12 +25,19 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.features import FeatureConfig, frame_range
-from edge.infer import MIN_CYCLE_FRAMES, CycleModel, CyclePrediction, ModelError, sigmoid, softmax
-from edge.labels import VerdictRule, event_to_four_class, record_verdict
-from models.datasets import DataError, Recording, default_data_root, load_icbhi, load_sprsound
-from models.feature_cache import FrontEnd, cached_features
-from models.metrics import (
+from steth.edge.features import FeatureConfig, frame_range
+from steth.edge.infer import (
+    MIN_CYCLE_FRAMES,
+    CycleModel,
+    CyclePrediction,
+    ModelError,
+    sigmoid,
+    softmax,
+)
+from steth.edge.labels import VerdictRule, event_to_four_class, record_verdict
+from steth.models.datasets import DataError, Recording, default_data_root, load_icbhi, load_sprsound
+from steth.models.feature_cache import FrontEnd, cached_features
+from steth.models.metrics import (
     TASK_LABELS,
     all_normal_baseline,
     confusion_matrix,
@@ -40,8 +47,8 @@ from models.metrics import (
     task_scores,
     to_task_label,
 )
-from models.robustness import CONDITIONS
-from models.verdict_fit import fit_rule_on_validation, window_findings
+from steth.models.robustness import CONDITIONS
+from steth.models.verdict_fit import fit_rule_on_validation, window_findings
 
 SUBSETS = ("inter", "intra", "combined")
 AudioTransform = Callable[[np.ndarray, int], np.ndarray]
@@ -68,8 +75,8 @@ def features_for(rec: Recording, config: FrontEnd,
                  transform: AudioTransform | None) -> np.ndarray:
     if transform is None:
         return cached_features(rec, config)
-    from edge.features import recording_features
-    from models.datasets import load_audio
+    from steth.edge.features import recording_features
+    from steth.models.datasets import load_audio
 
     audio, rate = load_audio(rec.audio_path)
     audio = transform(audio, rate)
@@ -104,8 +111,8 @@ class TorchCycleModel:
     def __init__(self, config_path: Path, seed: int | None = None, *, threads: int = 1) -> None:
         import torch
 
-        from models.train import TrainConfig, run_dir
-        from models.zoo import ZooError, build_net
+        from steth.models.train import TrainConfig, run_dir
+        from steth.models.zoo import ZooError, build_net
 
         try:
             self.cfg = TrainConfig.from_toml(config_path)
@@ -138,7 +145,7 @@ class TorchCycleModel:
         """Score one cycle's frames (T, F) or (T, F, C); long cycles max-pool their windows."""
         import torch
 
-        from models.train import model_windows, to_input
+        from steth.models.train import model_windows, to_input
 
         if frames.shape[0] < MIN_CYCLE_FRAMES:
             raise ValueError(f"cycle has {frames.shape[0]} frames, at least "
@@ -161,7 +168,7 @@ def network_cost(net, cfg, run_folder: Path) -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from models.nets import conv_macs, count_parameters
+    from steth.models.nets import conv_macs, count_parameters
 
     probe = cycle_input_shape(cfg)
     counter = FlopCounterMode(display=False)

@@ -21,7 +21,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from edge.features import FeatureConfig, FeatureExtractor
+from steth.edge.features import FeatureConfig, FeatureExtractor
 
 NOISE_BANK_SECONDS = 60.0
 DEFAULT_FEATURES = FeatureConfig()

@@ -1,6 +1,6 @@
 """Collect ``steth-bench --run`` results into the comparison tables of docs/papers.md.
 
-``python -m models.compare models/configs/paper_*.toml --write docs/papers.md`` reads each
+``python -m steth.models.compare models/configs/paper_*.toml --write docs/papers.md`` reads each
 run's saved benchmark JSON (``<run folder>/bench_combined_clean.json``) and replaces the text
 between the ``compare:begin`` / ``compare:end`` markers. A config without results gets a row
 that says so; no number is ever filled in by hand.
@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from models.benchmark import run_results_path
+from steth.models.benchmark import run_results_path
 
 BEGIN, END = "<!-- compare:begin -->", "<!-- compare:end -->"
 SCORE_TASKS = (("icbhi", "ICBHI Score (4 classes)"), ("1-1", "BioCAS 1-1"),
@@ -24,7 +24,7 @@ SUBSETS = ("inter", "intra", "combined")
 
 def load_result(config_path: Path, seed: int | None = None) -> tuple[str, dict | None, str]:
     """(run name, saved report or None, status text) for one experiment config."""
-    from models.train import TrainConfig, run_dir
+    from steth.models.train import TrainConfig, run_dir
 
     cfg = TrainConfig.from_toml(config_path)
     if seed is not None:
@@ -168,7 +168,7 @@ def replace_between_markers(text: str, block: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m models.compare",
+    parser = argparse.ArgumentParser(prog="python -m steth.models.compare",
                                      description="Tabulate the paper runs' benchmark results.")
     parser.add_argument("configs", type=Path, nargs="*", help="training configs, in order")
     parser.add_argument("--seed", type=int, help="seed of the runs (default: each config's)")

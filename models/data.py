@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.features import frame_range
-from edge.labels import EVENT_CLASSES, POOR_QUALITY
-from models.datasets import ICBHI_SHARED_PATIENTS, Recording
-from models.feature_cache import FrontEnd, cached_features
+from steth.edge.features import frame_range
+from steth.edge.labels import EVENT_CLASSES, POOR_QUALITY
+from steth.models.datasets import ICBHI_SHARED_PATIENTS, Recording
+from steth.models.feature_cache import FrontEnd, cached_features
 
 IGNORE = -1
 

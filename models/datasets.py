@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from edge.labels import EVENT_CLASSES, POOR_QUALITY, RECORD_CLASSES
+from steth.edge.labels import EVENT_CLASSES, POOR_QUALITY, RECORD_CLASSES
 
 DEFAULT_DATA_ROOT = Path("../shared/data")
 
@@ -90,7 +90,7 @@ def load_audio(path: Path) -> tuple[np.ndarray, int]:
 
 
 def _sprsound_event(path: Path, raw: dict) -> Event:
-    from edge.labels import event_to_flags
+    from steth.edge.labels import event_to_flags
 
     try:
         start, end, label = float(raw["start"]) / 1000.0, float(raw["end"]) / 1000.0, raw["type"]
@@ -166,7 +166,7 @@ def load_sprsound(root: Path, split: str) -> list[Recording]:
 
 def parse_icbhi_cycles(path: Path) -> tuple[Event, ...]:
     """Cycles of one ICBHI annotation file: ``start end crackle wheeze`` per line, seconds."""
-    from edge.labels import four_class_from_flags
+    from steth.edge.labels import four_class_from_flags
 
     try:
         lines = path.read_text().splitlines()

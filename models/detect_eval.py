@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.features import FeatureConfig
-from edge.segment import (
+from steth.edge.features import FeatureConfig
+from steth.edge.segment import (
     BoundaryPicker,
     BreathCycleDetector,
     Cycle,
@@ -37,8 +37,8 @@ from edge.segment import (
     DetectorWeightsError,
     detect_cycles,
 )
-from models.datasets import DataError, Recording, default_data_root, load_icbhi, load_sprsound
-from models.feature_cache import cached_features
+from steth.models.datasets import DataError, Recording, default_data_root, load_icbhi, load_sprsound
+from steth.models.feature_cache import cached_features
 
 Interval = tuple[float, float]
 

@@ -28,10 +28,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from edge.features import FeatureConfig
-from edge.segment import MANIFEST_SUFFIX, WEIGHTS_FORMAT, FrameNormaliser
-from models.datasets import DataError, Recording, default_data_root, load_icbhi, load_sprsound
-from models.feature_cache import cached_features, default_cache_root
+from steth.edge.features import FeatureConfig
+from steth.edge.segment import MANIFEST_SUFFIX, WEIGHTS_FORMAT, FrameNormaliser
+from steth.models.datasets import DataError, Recording, default_data_root, load_icbhi, load_sprsound
+from steth.models.feature_cache import cached_features, default_cache_root
 
 
 @dataclass(frozen=True)
@@ -247,7 +247,7 @@ def train_net(icbhi: list[Example], sprsound: list[Example], cfg: DetectorTrainC
 
 def export(net: TorchBoundaryNet, cfg: DetectorTrainConfig, path: Path, info: dict) -> None:
     """Write ``path`` (.npz) and its manifest (SHA-256, feature hash, architecture)."""
-    from edge.manifest import sha256_file
+    from steth.edge.manifest import sha256_file
 
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, **net.numpy_arrays())
@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--cv", action="store_true", help="patient-grouped folds of ICBHI train")
     mode.add_argument("--final", action="store_true", help="all ICBHI training recordings")
     parser.add_argument("--out", type=Path, default=None,
-                        help="--final: weights path (default models/exports/breathseg.npz); "
+                        help="--final: weights path (default edge/assets/breathseg.npz); "
                              "--cv: run folder (default ~/.cache/steth/runs/breathseg-cv)")
     args = parser.parse_args(argv)
     try:
@@ -309,9 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"examples: ICBHI {len(icbhi)}, SPRSound train {len(sprsound)} "
           f"({time.process_time() - start:.0f} s CPU)", flush=True)
     if args.final:
-        from edge.segment import default_weights_path
+        from steth.edge.assets import default_detector_path
 
-        out = args.out or default_weights_path()
+        out = args.out or default_detector_path()
         net = train_net(list(icbhi.values()), sprsound, cfg)
         export(net, cfg, out, {"icbhi_train_recordings": len(icbhi),
                                "sprsound_train_recordings": len(sprsound), "seed": cfg.seed})

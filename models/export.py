@@ -16,14 +16,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edge.features import FeatureConfig
-from edge.infer import CycleModel, ModelError
-from edge.labels import EVENT_CLASSES, FOUR_CLASSES, VerdictRule
-from edge.manifest import write_manifest
-from models.datasets import DataError, default_data_root
-from models.metrics import expected_calibration_error
-from models.nets import BreathNet
-from models.train import (
+from steth.edge.assets import ASSETS_DIR
+from steth.edge.features import FeatureConfig
+from steth.edge.infer import CycleModel, ModelError
+from steth.edge.labels import EVENT_CLASSES, FOUR_CLASSES, VerdictRule
+from steth.edge.manifest import write_manifest
+from steth.models.datasets import DataError, default_data_root
+from steth.models.metrics import expected_calibration_error
+from steth.models.nets import BreathNet
+from steth.models.train import (
     TrainConfig,
     event_predictions,
     event_scores,
@@ -32,10 +33,11 @@ from models.train import (
     run_dir,
     training_window,
 )
-from models.verdict_fit import apply_rule_to_manifests, fit_rule_on_validation, sibling_models
+from steth.models.verdict_fit import apply_rule_to_manifests, fit_rule_on_validation, sibling_models
 
 OUTPUT_NAMES = ("findings", "subtype", "quality")
-DEFAULT_EXPORT_DIR = Path(__file__).resolve().parent / "exports"
+DEFAULT_EXPORT_DIR = ASSETS_DIR  # the deployable files ship with the runtime
+TRAINING_OUTPUTS = Path(__file__).resolve().parent / "exports"
 
 
 def _nll_sigmoid(logits: np.ndarray, labels: np.ndarray, t: float) -> float:
@@ -190,7 +192,7 @@ def export_run(cfg: TrainConfig, data_root: Path, out_dir: Path) -> list[Path]:
     write_manifest(int8, manifest_fields(cfg, "int8", temps, thresholds, ece, val_scores,
                                          n_params))
     # The exported weights as a torch state dict, so tests can hold every export to them.
-    shutil.copyfile(run / "best_model.pt", out_dir / f"{cfg.name}.pt")
+    shutil.copyfile(run / "best_model.pt", TRAINING_OUTPUTS / f"{cfg.name}.pt")
     return [fp32, int8]
 
 

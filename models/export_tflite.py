@@ -13,7 +13,7 @@ The export runs in two halves of this one file:
    converter in the heavy toolchain venv, and writes the manifest *derived from the ONNX
    int8 manifest* (same feature config and hash, thresholds, temperatures, verdict rule),
    so re-exporting ONNX and re-running this tool keeps the two in sync;
-2. the converter (``python -m models.export_tflite convert ...`` in the toolchain venv:
+2. the converter (``python -m steth.models.export_tflite convert ...`` in the toolchain venv:
    onnx, onnx2tf, tensorflow-cpu, tf-keras): folds the per-mel BatchNorm (transpose, BN,
    transpose: a pattern onnx2tf mis-lays out) into an exact per-mel multiply-add, converts
    ONNX fp32 -> TF SavedModel (onnx2tf) -> TFLite with ``TFLiteConverter`` and the
@@ -36,9 +36,10 @@ from typing import Any
 
 import numpy as np
 
-EXPORT_DIR = Path(__file__).resolve().parent / "exports"
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "breathnet.toml"
-REPO_ROOT = Path(__file__).resolve().parents[1]
+# runpy.run_path leaves sys.path alone, so the sibling modules here shadow nothing.
+CONVERTER_BOOT = ("import runpy, sys; sys.argv = sys.argv[1:]; "
+                  "runpy.run_path(sys.argv[0], run_name='__main__')")
 TOOLCHAIN_ENV = "STETH_TFLITE_PYTHON"
 CALIBRATION_WINDOWS = 400  # as models.export
 TOOLCHAIN_PACKAGES = ("onnx", "onnx2tf", "tensorflow", "tensorflow-cpu", "tf_keras",
@@ -76,7 +77,7 @@ def calibration_windows(config_path: Path, data_root: Path) -> np.ndarray:
     ``(n, 1, frames, mels)`` float32, each window minus its mean (what
     :meth:`edge.infer.CycleModel.predict_windows` sends to the backend).
     """
-    from models.train import TrainConfig, load_data, training_window
+    from steth.models.train import TrainConfig, load_data, training_window
 
     cfg = TrainConfig.from_toml(config_path)
     train_set, _ = load_data(cfg, data_root)
@@ -90,7 +91,7 @@ def calibration_windows(config_path: Path, data_root: Path) -> np.ndarray:
 
 def check_config_matches(config_path: Path, onnx_manifest: dict[str, Any]) -> None:
     """The recipe given must be the one the ONNX int8 model was exported from."""
-    from models.train import TrainConfig
+    from steth.models.train import TrainConfig
 
     cfg = TrainConfig.from_toml(config_path)
     as_dict = json.loads(json.dumps(cfg, default=lambda o: o.__dict__))
@@ -124,7 +125,7 @@ def write_tflite_manifest(tflite: Path, onnx_int8: Path,
     ``export_info`` (toolchain versions, calibration) defaults to the one already in the
     TFLite manifest, so a manifest-only run after re-exporting ONNX keeps it.
     """
-    from edge.manifest import load_manifest, manifest_path_for, write_manifest
+    from steth.edge.manifest import load_manifest, manifest_path_for, write_manifest
 
     onnx_manifest = load_manifest(onnx_int8).data
     if export_info is None:
@@ -141,8 +142,11 @@ def run_converter(toolchain: str, fp32: Path, calibration: np.ndarray, out: Path
         calib_path = Path(tmp) / "calibration.npy"
         info_path = Path(tmp) / "info.json"
         np.save(calib_path, calibration)
-        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
-        command = [toolchain, "-m", "models.export_tflite", "convert", "--onnx", str(fp32),
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        # The toolchain venv does not have steth installed: run this file by path (its
+        # converter half imports only the standard library, numpy and the toolchain).
+        command = [toolchain, "-c", CONVERTER_BOOT, str(Path(__file__).resolve()), "convert",
+                   "--onnx", str(fp32),
                    "--calibration", str(calib_path), "--out", str(out), "--info",
                    str(info_path), "--work", tmp]
         result = subprocess.run(command, env=env, cwd=tmp, check=False)
@@ -154,7 +158,7 @@ def run_converter(toolchain: str, fp32: Path, calibration: np.ndarray, out: Path
 
 def export(config_path: Path, data_root: Path, exports: Path, toolchain: str) -> Path:
     """Convert the committed ONNX fp32 model to TFLite int8 and write its manifest."""
-    from edge.manifest import ManifestError, load_manifest
+    from steth.edge.manifest import ManifestError, load_manifest
     fp32, int8, tflite = onnx_paths(exports, recipe_name(config_path))
     try:
         onnx_manifest = load_manifest(int8).data
@@ -170,8 +174,8 @@ def export(config_path: Path, data_root: Path, exports: Path, toolchain: str) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    from edge.manifest import ManifestError
-    from models.datasets import DataError, default_data_root
+    from steth.edge.manifest import ManifestError
+    from steth.models.datasets import DataError, default_data_root
 
     parser = argparse.ArgumentParser(
         prog="steth-export-tflite",
@@ -181,7 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("config", type=Path, nargs="?", default=DEFAULT_CONFIG,
                         help="training recipe the ONNX model was exported from")
     parser.add_argument("--data", type=Path, default=default_data_root())
-    parser.add_argument("--exports", type=Path, default=EXPORT_DIR)
+    from steth.edge.assets import ASSETS_DIR
+
+    parser.add_argument("--exports", type=Path, default=ASSETS_DIR,
+                        help="folder of the exported models (default: the runtime's assets)")
     parser.add_argument("--toolchain", default=os.environ.get(TOOLCHAIN_ENV),
                         help=f"python of the toolchain venv (default ${TOOLCHAIN_ENV})")
     parser.add_argument("--manifest-only", action="store_true",
@@ -324,7 +331,7 @@ def convert(onnx_path: Path, calibration: np.ndarray, out: Path, work: Path) -> 
 
 
 def converter_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="models.export_tflite convert")
+    parser = argparse.ArgumentParser(prog="steth.models.export_tflite convert")
     parser.add_argument("--onnx", type=Path, required=True)
     parser.add_argument("--calibration", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)

@@ -19,8 +19,8 @@ from typing import Protocol
 
 import numpy as np
 
-from edge.features import FeatureConfig, recording_features
-from models.datasets import DataError, Recording, default_data_root, load_audio
+from steth.edge.features import FeatureConfig, recording_features
+from steth.models.datasets import DataError, Recording, default_data_root, load_audio
 
 
 class FrontEnd(Protocol):
@@ -88,8 +88,8 @@ def warm_cache(recordings: list[Recording], config: FrontEnd, *, workers: int = 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from models.datasets import load_icbhi, load_sprsound
-    from models.zoo import FRONTENDS, ZooError, frontend_config
+    from steth.models.datasets import load_icbhi, load_sprsound
+    from steth.models.zoo import FRONTENDS, ZooError, frontend_config
 
     parser = argparse.ArgumentParser(
         prog="steth-features",

@@ -28,7 +28,7 @@ from typing import ClassVar
 import numpy as np
 from scipy import fft as sfft
 
-from edge.features import (
+from steth.edge.features import (
     FeatureConfig,
     FeatureExtractor,
     Framing,
@@ -36,7 +36,7 @@ from edge.features import (
     mel_filterbank,
     mel_to_hz,
 )
-from edge.filter import FilterChain, FilterConfig
+from steth.edge.filter import FilterChain, FilterConfig
 
 FRONTEND_VERSION = 1
 WAVELETS = ("morse", "bump", "amor")

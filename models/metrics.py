@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from edge.labels import EVENT_CLASSES, FOUR_CLASSES, POOR_QUALITY, RECORD_CLASSES
+from steth.edge.labels import EVENT_CLASSES, FOUR_CLASSES, POOR_QUALITY, RECORD_CLASSES
 
 ADVENTITIOUS = "Adventitious"
 TASK_LABELS: dict[str, tuple[str, ...]] = {

@@ -16,10 +16,10 @@ import statistics
 import sys
 from pathlib import Path
 
-from edge.features import FeatureConfig
-from edge.infer import ModelError
-from edge.manifest import ManifestError, load_manifest
-from models.datasets import DataError, default_data_root
+from steth.edge.features import FeatureConfig
+from steth.edge.infer import ModelError
+from steth.edge.manifest import ManifestError, load_manifest
+from steth.models.datasets import DataError, default_data_root
 
 TASKS = ("1-1", "1-2", "2-1", "2-2", "icbhi")
 TASK_NAMES = {"1-1": "event, Normal vs Adventitious", "1-2": "event, 7 classes",
@@ -34,9 +34,12 @@ INTENDED_USE = ("Decision aid: reports crackle and wheeze findings per breath cy
                 "a clinician's auscultation. It does not diagnose.")
 
 
-def card_paths(model_path: Path) -> tuple[Path, Path]:
+TRAINING_OUTPUTS = Path(__file__).resolve().parent / "exports"  # cards and results
+
+
+def card_paths(model_path: Path, out_dir: Path = TRAINING_OUTPUTS) -> tuple[Path, Path]:
     stem = model_path.name.split(".")[0]
-    return (model_path.parent / f"{stem}.card.md", model_path.parent / f"{stem}.card.json")
+    return (out_dir / f"{stem}.card.md", out_dir / f"{stem}.card.json")
 
 
 def results_path(results_dir: Path, model_path: Path, condition: str) -> Path:
@@ -57,7 +60,7 @@ def load_results(results_dir: Path, model_path: Path) -> dict[str, dict]:
 
 
 def measure_slice(model_path: Path, data_root: Path) -> dict[str, float]:
-    from models.benchmark import run
+    from steth.models.benchmark import run
 
     report = run(model_path, data_root, "combined", limit=SLICE_RECORDINGS, n_boot=10,
                  show_progress=False)
@@ -198,16 +201,18 @@ def card_markdown(manifest: dict, results: dict[str, dict], slice_scores: dict[s
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="steth-model-card",
-        description="Write <model>.card.md and .card.json next to an exported model, from "
-                    "its manifest and the steth-bench JSON results.")
-    parser.add_argument("model", type=Path, help="e.g. models/exports/breathnet.int8.onnx")
+        description="Write <name>.card.md and .card.json (in models/exports by default) for "
+                    "an exported model, from its manifest and the steth-bench JSON results.")
+    parser.add_argument("model", type=Path, help="e.g. edge/assets/breathnet.int8.onnx")
     parser.add_argument("--results", type=Path, default=None,
                         help="folder of <model file>.<condition>.json from steth-bench "
-                             "(default: <model folder>/results)")
+                             "(default: models/exports/results)")
+    parser.add_argument("--out", type=Path, default=TRAINING_OUTPUTS,
+                        help="folder for the card (default: models/exports)")
     parser.add_argument("--seeds", type=Path, help="seeds summary JSON (optional)")
     parser.add_argument("--data", type=Path, default=default_data_root())
     args = parser.parse_args(argv)
-    results_dir = args.results or args.model.parent / "results"
+    results_dir = args.results or TRAINING_OUTPUTS / "results"
     try:
         manifest = load_manifest(args.model, expected_feature_hash=FeatureConfig().hash()).data
         results = load_results(results_dir, args.model)
@@ -216,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ModelError, ManifestError, DataError, OSError, ValueError) as exc:
         print(f"steth-model-card: {exc}", file=sys.stderr)
         return 2
-    md_path, json_path = card_paths(args.model)
+    md_path, json_path = card_paths(args.model, args.out)
     md_path.write_text(card_markdown(manifest, results, slice_scores, seeds))
     json_path.write_text(json.dumps({
         "model": manifest["weights_file"], "weights_sha256": manifest["weights_sha256"],

@@ -39,17 +39,17 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.decode import AudioChunk, StreamDecoder
-from edge.features import FeatureConfig
-from edge.infer import CycleModel, ModelError, cycle_windows
-from edge.pipeline import Pipeline
-from edge.protocol import NOMINAL_SAMPLE_RATE_HZ
-from edge.transports.framing import PcmStreamFramer, host_device_info
-from edge.transports.replay import load_replay_audio
-from models.datasets import DataError, default_data_root, load_sprsound
+from steth.edge.assets import default_model_path
+from steth.edge.decode import AudioChunk, StreamDecoder
+from steth.edge.features import FeatureConfig
+from steth.edge.infer import CycleModel, ModelError, cycle_windows
+from steth.edge.pipeline import Pipeline
+from steth.edge.protocol import NOMINAL_SAMPLE_RATE_HZ
+from steth.edge.transports.framing import PcmStreamFramer, host_device_info
+from steth.edge.transports.replay import load_replay_audio
+from steth.models.datasets import DataError, default_data_root, load_sprsound
 
-EXPORTS = Path(__file__).resolve().parent / "exports"
-DEFAULT_MODEL = EXPORTS / "breathnet.int8.onnx"
+DEFAULT_MODEL = default_model_path()
 RATE = NOMINAL_SAMPLE_RATE_HZ
 FRAME_SAMPLES = 160  # 20 ms: what the wired firmware sends (docs/protocol.md 4.2)
 TICK_EVERY_S = 0.04  # edge-run ticks after every read: ~ every frame or two when live
@@ -202,8 +202,8 @@ def peak_rss_mb(status_path: str = "/proc/self/status") -> float | None:
 # Runs edge-run in-process and reports its own VmHWM at exit (stdout carries the events);
 # imports nothing else, so the number is edge-run's.
 EDGE_RUN_WRAPPER = (
-    "import sys\nfrom edge import cli\n"
-    "try:\n    status = cli.main(sys.argv[1:])\n"
+    "import sys\nfrom steth.host import bedside\n"
+    "try:\n    status = bedside.main(sys.argv[1:])\n"
     "finally:\n    hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')]\n"
     "    print('VmHWM_MB', int(hwm[0].split()[1]) / 1024 if hwm else 'nan', file=sys.stderr)\n"
     "sys.exit(status)\n")
@@ -254,7 +254,7 @@ def callgrind_instructions(kind: str, amount: float, model_path: Path, data_root
     with tempfile.TemporaryDirectory(prefix="steth-callgrind-") as tmp:
         out = Path(tmp) / "callgrind.out"
         command = [valgrind, "--tool=callgrind", f"--callgrind-out-file={out}",
-                   sys.executable, "-m", "models.pipeline_bench", "--workload", kind,
+                   sys.executable, "-m", "steth.models.pipeline_bench", "--workload", kind,
                    "--amount", str(amount), "--model", str(model_path), "--data",
                    str(data_root)]
         env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -37,7 +37,7 @@ def quantise_bits(audio: np.ndarray, bits: int = 12) -> np.ndarray:
 
 
 def adpcm_round_trip(audio: np.ndarray, frame: int = ADPCM_FRAME_SAMPLES) -> np.ndarray:
-    from edge.protocol import AdpcmState, adpcm_decode, adpcm_encode
+    from steth.edge.protocol import AdpcmState, adpcm_decode, adpcm_encode
 
     pcm = np.clip(np.round(audio * 32767), -32768, 32767).astype(np.int16)
     out = np.empty_like(pcm)

@@ -14,10 +14,10 @@ import statistics
 import sys
 from pathlib import Path
 
-from edge.infer import ModelError
-from models.datasets import DataError, default_data_root
-from models.export import export_run, refit_verdict_rule
-from models.train import TrainConfig, run_dir
+from steth.edge.infer import ModelError
+from steth.models.datasets import DataError, default_data_root
+from steth.models.export import export_run, refit_verdict_rule
+from steth.models.train import TrainConfig, run_dir
 
 TASKS = ("1-1", "1-2", "2-1", "2-2", "icbhi")
 
@@ -28,7 +28,7 @@ def best_validation(cfg: TrainConfig) -> dict:
 
 
 def seed_result(cfg: TrainConfig, data_root: Path, n_boot: int) -> dict:
-    from models.benchmark import run
+    from steth.models.benchmark import run
 
     out = run_dir(cfg) / "export"
     saved = out / "seed_result.json"

@@ -20,13 +20,13 @@ import json
 import sys
 from pathlib import Path
 
-from edge.features import FeatureConfig, float_to_pcm16
-from edge.infer import CycleModel, ModelError
-from edge.labels import POOR_QUALITY
-from edge.pipeline import stream_events
-from models.benchmark import Collected, summarise
-from models.datasets import DataError, Recording, default_data_root, load_audio, load_sprsound
-from models.metrics import to_task_label
+from steth.edge.features import FeatureConfig, float_to_pcm16
+from steth.edge.infer import CycleModel, ModelError
+from steth.edge.labels import POOR_QUALITY
+from steth.edge.pipeline import stream_events
+from steth.models.benchmark import Collected, summarise
+from steth.models.datasets import DataError, Recording, default_data_root, load_audio, load_sprsound
+from steth.models.metrics import to_task_label
 
 
 def stream_recording(model: CycleModel, rec: Recording) -> list[dict]:

@@ -28,15 +28,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from edge.infer import CyclePrediction, cycle_windows, fit_window, sigmoid, softmax
-from edge.labels import EVENT_CLASSES, four_class_index
-from models.chain_augment import add_gain_and_noise
-from models.data import IGNORE, Sample, SampleSet, build_sample_set, split_train_validation
-from models.datasets import DataError, default_data_root, load_icbhi, load_sprsound
-from models.feature_cache import FrontEnd, default_cache_root
-from models.metrics import task_scores, to_task_label
-from models.nets import BreathNetConfig
-from models.zoo import ZooError, build_net, frontend_config, net_config
+from steth.edge.infer import CyclePrediction, cycle_windows, fit_window, sigmoid, softmax
+from steth.edge.labels import EVENT_CLASSES, four_class_index
+from steth.models.chain_augment import add_gain_and_noise
+from steth.models.data import IGNORE, Sample, SampleSet, build_sample_set, split_train_validation
+from steth.models.datasets import DataError, default_data_root, load_icbhi, load_sprsound
+from steth.models.feature_cache import FrontEnd, default_cache_root
+from steth.models.metrics import task_scores, to_task_label
+from steth.models.nets import BreathNetConfig
+from steth.models.zoo import ZooError, build_net, frontend_config, net_config
 
 
 @dataclass

@@ -17,13 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from edge.infer import CycleModel
-from edge.labels import CycleFinding, VerdictRule, record_verdict
-from edge.manifest import load_manifest, manifest_path_for, write_manifest
-from models.data import split_train_validation, tile_ranges
-from models.datasets import load_sprsound
-from models.feature_cache import FrontEnd, cached_features
-from models.metrics import task_scores, to_task_label
+from steth.edge.infer import CycleModel
+from steth.edge.labels import CycleFinding, VerdictRule, record_verdict
+from steth.edge.manifest import load_manifest, manifest_path_for, write_manifest
+from steth.models.data import split_train_validation, tile_ranges
+from steth.models.datasets import load_sprsound
+from steth.models.feature_cache import FrontEnd, cached_features
+from steth.models.metrics import task_scores, to_task_label
 
 MIN_WINDOW_FRAMES = 4
 

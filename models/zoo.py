@@ -16,24 +16,24 @@ from torch import nn
 
 # arch name -> (network class, its config dataclass)
 ARCHITECTURES: dict[str, tuple[str, str]] = {
-    "breathnet": ("models.nets:BreathNet", "models.nets:BreathNetConfig"),
-    "multibreath_cnn6": ("models.papers.multibreath:MultiBreath",
-                         "models.papers.multibreath:MultiBreathConfig"),
-    "resnet_cbam": ("models.papers.resnet_cbam:ResNetCBAM",
-                    "models.papers.resnet_cbam:ResNetCBAMConfig"),
-    "glance_gaze": ("models.papers.glance_gaze:GlanceGaze",
-                    "models.papers.glance_gaze:GlanceGazeConfig"),
-    "incres_wavelet": ("models.papers.incres_wavelet:IncResWavelet",
-                       "models.papers.incres_wavelet:IncResWaveletConfig"),
-    "cycleguardian": ("models.papers.cycleguardian:CycleGuardian",
-                      "models.papers.cycleguardian:CycleGuardianConfig"),
+    "breathnet": ("steth.models.nets:BreathNet", "steth.models.nets:BreathNetConfig"),
+    "multibreath_cnn6": ("steth.models.papers.multibreath:MultiBreath",
+                         "steth.models.papers.multibreath:MultiBreathConfig"),
+    "resnet_cbam": ("steth.models.papers.resnet_cbam:ResNetCBAM",
+                    "steth.models.papers.resnet_cbam:ResNetCBAMConfig"),
+    "glance_gaze": ("steth.models.papers.glance_gaze:GlanceGaze",
+                    "steth.models.papers.glance_gaze:GlanceGazeConfig"),
+    "incres_wavelet": ("steth.models.papers.incres_wavelet:IncResWavelet",
+                       "steth.models.papers.incres_wavelet:IncResWaveletConfig"),
+    "cycleguardian": ("steth.models.papers.cycleguardian:CycleGuardian",
+                      "steth.models.papers.cycleguardian:CycleGuardianConfig"),
 }
 
 # front-end name -> its config dataclass (``hash()``, ``compute()`` or edge's log-mel path)
 FRONTENDS: dict[str, str] = {
-    "logmel": "edge.features:FeatureConfig",
-    "wavelet": "models.frontends:WaveletConfig",
-    "hybrid": "models.frontends:HybridConfig",
+    "logmel": "steth.edge.features:FeatureConfig",
+    "wavelet": "steth.models.frontends:WaveletConfig",
+    "hybrid": "steth.models.frontends:HybridConfig",
 }
 
 

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from edge.transports.base import (
+from steth.edge.transports.base import (
     Backoff,
     ByteQueue,
     MessageSink,

@@ -11,8 +11,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from edge import protocol
-from edge.protocol import Codec, DeviceInfo, Flag, Link, SensorType, Status
+from steth.edge import protocol
+from steth.edge.protocol import Codec, DeviceInfo, Flag, Link, SensorType, Status
 
 DEFAULT_FRAME_SAMPLES = 160  # what the wired firmware sends (docs/protocol.md 4.2)
 

@@ -20,17 +20,17 @@ import numpy as np
 import soundfile
 from scipy import signal
 
-from edge.features import float_to_pcm16
-from edge.protocol import NOMINAL_SAMPLE_RATE_HZ
-from edge.transports.base import (
+from steth.edge.features import float_to_pcm16
+from steth.edge.protocol import NOMINAL_SAMPLE_RATE_HZ
+from steth.edge.transports.base import (
     MessageSink,
     SourceError,
     Transport,
     TransportStatus,
     print_to_stderr,
 )
-from edge.transports.framing import CommandResponder, PcmStreamFramer, host_device_info
-from edge.transports.serial_link import SerialTransport
+from steth.edge.transports.framing import CommandResponder, PcmStreamFramer, host_device_info
+from steth.edge.transports.serial_link import SerialTransport
 
 REPLAY_DEVICE_ID = int.from_bytes(b"RPLY", "little")
 WRITE_CHUNK_S = 0.02  # 20 ms of audio per pty write: smooth pacing, few syscalls

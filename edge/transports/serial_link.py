@@ -14,7 +14,7 @@ from typing import Any
 
 import serial
 
-from edge.transports.base import (
+from steth.edge.transports.base import (
     Backoff,
     MessageSink,
     Transport,

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from edge import protocol
-from edge.protocol import NOMINAL_SAMPLE_RATE_HZ
-from edge.transports.base import (
+from steth.edge import protocol
+from steth.edge.protocol import NOMINAL_SAMPLE_RATE_HZ
+from steth.edge.transports.base import (
     ByteQueue,
     MessageSink,
     SourceError,
@@ -22,7 +22,7 @@ from edge.transports.base import (
     TransportStatus,
     print_to_stderr,
 )
-from edge.transports.framing import CommandResponder, PcmStreamFramer, host_device_info
+from steth.edge.transports.framing import CommandResponder, PcmStreamFramer, host_device_info
 
 BLOCK_SAMPLES = 128  # one protocol frame per callback, 16 ms at 8 kHz
 

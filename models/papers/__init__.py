@@ -1,1 +1,1 @@
-"""Networks reproduced from the papers compared in issue 6 (one module per design)."""
+"""Networks reproduced from the five papers compared in docs/papers.md (one module per design)."""

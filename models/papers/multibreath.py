@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from models.nets import HEAD_TEMPERATURES
+from steth.models.nets import HEAD_TEMPERATURES
 
 
 def attention_pool(scores: torch.Tensor, temperature: float) -> torch.Tensor:

@@ -6,20 +6,20 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from edge import cli
-from edge.events import validate
-from edge.features import FeatureConfig
-from edge.infer import CycleModel, ModelError, _input_is_nhwc
-from edge.manifest import manifest_path_for
-from models.datasets import load_sprsound
-from models.stream_eval import stream_recording
+from steth.edge.assets import ASSETS_DIR
+from steth.edge.events import validate
+from steth.edge.features import FeatureConfig
+from steth.edge.infer import CycleModel, ModelError, _input_is_nhwc
+from steth.edge.manifest import manifest_path_for
+from steth.host import bedside as cli
+from steth.models.datasets import load_sprsound
+from steth.models.stream_eval import stream_recording
 
-EXPORTS = Path(__file__).resolve().parents[2] / "models" / "exports"
+EXPORTS = ASSETS_DIR
 ONNX_INT8 = EXPORTS / "breathnet.int8.onnx"
 TFLITE = EXPORTS / "breathnet.int8.tflite"
 N_RECORDINGS = 8  # first recordings of the SPRSound test split (sorted ids): fixed slice

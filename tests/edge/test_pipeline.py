@@ -9,12 +9,12 @@ import threading
 import numpy as np
 import pytest
 
-from edge.decode import AudioChunk, Gap
-from edge.events import validate
-from edge.features import FeatureConfig
-from edge.infer import CycleModel
-from edge.pipeline import Pipeline
-from edge.protocol import DeviceInfo
+from steth.edge.decode import AudioChunk, Gap
+from steth.edge.events import validate
+from steth.edge.features import FeatureConfig
+from steth.edge.infer import CycleModel
+from steth.edge.pipeline import Pipeline
+from steth.edge.protocol import DeviceInfo
 from tests.foundation.tiny_model import make_tiny_model
 
 RATE = 8000

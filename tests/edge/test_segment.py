@@ -10,16 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.features import FeatureConfig, recording_features
-from edge.manifest import sha256_file
-from edge.segment import (
+from steth.edge.assets import default_detector_path
+from steth.edge.features import FeatureConfig, recording_features
+from steth.edge.manifest import sha256_file
+from steth.edge.segment import (
     MANIFEST_SUFFIX,
     BoundaryPicker,
     BreathCycleDetector,
     Cycle,
     DetectorConfig,
     DetectorWeightsError,
-    default_weights_path,
     detect_cycles,
     load_weights,
 )
@@ -150,7 +150,7 @@ def test_picker_period_follows_recent_cycles():
 
 
 def test_committed_weights_match_their_manifest():
-    path = default_weights_path()
+    path = default_detector_path()
     manifest = json.loads(Path(str(path) + MANIFEST_SUFFIX).read_text())
     assert sha256_file(path) == manifest["weights_sha256"]
     assert manifest["feature_hash"] == FeatureConfig().hash()
@@ -159,7 +159,7 @@ def test_committed_weights_match_their_manifest():
 
 
 def copy_weights(tmp_path: Path) -> Path:
-    src = default_weights_path()
+    src = default_detector_path()
     dst = tmp_path / src.name
     shutil.copy(src, dst)
     shutil.copy(str(src) + MANIFEST_SUFFIX, str(dst) + MANIFEST_SUFFIX)
@@ -203,7 +203,7 @@ def test_missing_manifest_is_refused(tmp_path):
 
 
 def test_eval_cli_reports_bad_weights_in_one_line(tmp_path, capsys, shared_data):
-    from models.detect_eval import main
+    from steth.models.detect_eval import main
 
     assert main(["--data", str(shared_data), "--weights", str(tmp_path / "x.npz"),
                  "--no-sprsound"]) == 2
@@ -219,8 +219,8 @@ def test_numpy_network_matches_its_torch_twin():
         import torch
     except ImportError:
         require(False, "torch (the train extra) is not installed")
-    from edge.segment import BoundaryNet
-    from models.detector_train import TorchBoundaryNet
+    from steth.edge.segment import BoundaryNet
+    from steth.models.detector_train import TorchBoundaryNet
 
     torch.manual_seed(0)
     net = TorchBoundaryNet(64, 8, (1, 2, 4))
@@ -248,8 +248,8 @@ SPRSOUND_SLICE_OUTSIDE_CEILING = 0.70  # measured 0.622 (about 60 % of the audio
 
 
 def test_icbhi_slice_above_floor(shared_data):
-    from models.datasets import load_icbhi
-    from models.detect_eval import score_icbhi
+    from steth.models.datasets import load_icbhi
+    from steth.models.detect_eval import score_icbhi
 
     recordings = load_icbhi(shared_data, "train")
     require(len(recordings) >= 40, "ICBHI training audio (43 recordings) not found")
@@ -262,8 +262,8 @@ def test_icbhi_slice_above_floor(shared_data):
 
 
 def test_sprsound_test_slice_above_floor(shared_data):
-    from models.datasets import load_sprsound
-    from models.detect_eval import score_sprsound
+    from steth.models.datasets import load_sprsound
+    from steth.models.detect_eval import score_sprsound
 
     recordings = [r for r in load_sprsound(shared_data, "test") if r.events][:40]
     require(len(recordings) == 40, "SPRSound test recordings not found")

@@ -8,8 +8,8 @@ from __future__ import annotations
 import sys
 import time
 
-from edge.decode import StreamDecoder
-from edge.simulate import LinkFaults, PatientConfig, SimulatedTransport
+from steth.edge.decode import StreamDecoder
+from steth.edge.simulate import LinkFaults, PatientConfig, SimulatedTransport
 
 
 def main(minutes: float = 10.0) -> None:

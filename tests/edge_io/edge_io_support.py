@@ -16,9 +16,9 @@ from types import ModuleType
 
 import numpy as np
 
-from edge.decode import AudioChunk, DecodedItem, Gap, LinkStats, StreamDecoder
-from edge.transport import Transport
-from edge.transports.framing import PcmStreamFramer, host_device_info
+from steth.edge.decode import AudioChunk, DecodedItem, Gap, LinkStats, StreamDecoder
+from steth.edge.transport import Transport
+from steth.edge.transports.framing import PcmStreamFramer, host_device_info
 
 RATE = 8000
 REPO_ROOT = Path(__file__).resolve().parents[2]

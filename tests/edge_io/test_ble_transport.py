@@ -19,9 +19,9 @@ from edge_io_support import (
     ramp_audio,
 )
 
-from edge.decode import StreamDecoder
-from edge.transports.base import Backoff, SourceError
-from edge.transports.ble import (
+from steth.edge.decode import StreamDecoder
+from steth.edge.transports.base import Backoff, SourceError
+from steth.edge.transports.ble import (
     NUS_RX_UUID,
     NUS_TX_UUID,
     BleTransport,

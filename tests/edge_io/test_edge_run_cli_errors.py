@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from steth.edge.assets import ASSETS_DIR
+
 EDGE_RUN = str(Path(sys.executable).with_name("edge-run"))
 
 
@@ -31,7 +33,7 @@ def test_missing_model_is_one_line_and_exit_3(tmp_path):
 
 
 def test_corrupt_model_is_refused(tmp_path):
-    exports = Path(__file__).resolve().parents[2] / "models" / "exports"
+    exports = ASSETS_DIR
     bad = tmp_path / "breathnet.int8.onnx"
     bad.write_bytes((exports / "breathnet.int8.onnx").read_bytes()[:-100])
     (tmp_path / "breathnet.int8.onnx.manifest.json").write_bytes(

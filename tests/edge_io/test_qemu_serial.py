@@ -11,11 +11,11 @@ import time
 import numpy as np
 from edge_io_support import REPO_ROOT, audio_of, gaps_of, load_by_path, require_tool
 
-from edge import protocol
-from edge.decode import StreamDecoder
-from edge.simulate import is_simulated_device
-from edge.transport import run_decoder_only
-from edge.transports.serial_link import SerialTransport
+from steth.edge import protocol
+from steth.edge.decode import StreamDecoder
+from steth.edge.runner import run_decoder_only
+from steth.edge.simulate import is_simulated_device
+from steth.edge.transports.serial_link import SerialTransport
 
 DEVICE_SECONDS = 3  # of device audio to receive
 

@@ -11,11 +11,11 @@ import pytest
 import soundfile
 from edge_io_support import assert_accounted, audio_of, gaps_of
 
-from edge import protocol
-from edge.decode import StreamDecoder
-from edge.transport import run_decoder_only
-from edge.transports.base import SourceError
-from edge.transports.replay import ReplayTransport, load_replay_audio
+from steth.edge import protocol
+from steth.edge.decode import StreamDecoder
+from steth.edge.runner import run_decoder_only
+from steth.edge.transports.base import SourceError
+from steth.edge.transports.replay import ReplayTransport, load_replay_audio
 
 
 def write_audio(path: Path, samples: np.ndarray, rate: int, subtype: str = "PCM_16") -> Path:

@@ -26,10 +26,10 @@ from edge_io_support import (
     ramp_audio,
 )
 
-from edge import protocol
-from edge.decode import GAP_CRC_ERROR, GAP_DEVICE_RESET, GAP_LOST_FRAMES, StreamDecoder
-from edge.transports.base import Backoff
-from edge.transports.serial_link import SerialTransport, describe_open_error
+from steth.edge import protocol
+from steth.edge.decode import GAP_CRC_ERROR, GAP_DEVICE_RESET, GAP_LOST_FRAMES, StreamDecoder
+from steth.edge.transports.base import Backoff
+from steth.edge.transports.serial_link import SerialTransport, describe_open_error
 
 
 @pytest.fixture

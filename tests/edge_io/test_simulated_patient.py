@@ -9,9 +9,10 @@ import pytest
 from edge_io_support import assert_accounted, assert_timeline_consistent, audio_of, gaps_of
 from scipy import signal
 
-from edge import protocol
-from edge.decode import GAP_CRC_ERROR, GAP_LOST_FRAMES, StatusReport, StreamDecoder
-from edge.simulate import (
+from steth.edge import protocol
+from steth.edge.decode import GAP_CRC_ERROR, GAP_LOST_FRAMES, StatusReport, StreamDecoder
+from steth.edge.runner import run_decoder_only
+from steth.edge.simulate import (
     COARSE_CRACKLE,
     CRACKLE_TAIL,
     FINE_CRACKLE,
@@ -24,8 +25,7 @@ from edge.simulate import (
     is_simulated_device,
     synthesize,
 )
-from edge.transport import run_decoder_only
-from edge.transports.base import SourceError
+from steth.edge.transports.base import SourceError
 
 FS = 8000
 
@@ -127,9 +127,9 @@ def test_breath_sound_is_low_pitched_and_louder_on_inspiration() -> None:
 
 
 def test_committed_model_hears_the_simulated_crackles_and_calls_clean_breaths_normal() -> None:
-    from edge.cli import default_model_path
-    from edge.features import FeatureConfig, frame_range, pcm16_to_float, recording_features
-    from edge.infer import CycleModel
+    from steth.edge.assets import default_model_path
+    from steth.edge.features import FeatureConfig, frame_range, pcm16_to_float, recording_features
+    from steth.edge.infer import CycleModel
 
     config = FeatureConfig()
     model = CycleModel(default_model_path(), expected_feature_hash=config.hash())

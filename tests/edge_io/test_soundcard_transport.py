@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from edge_io_support import assert_accounted, assert_timeline_consistent, audio_of, gaps_of
 
-from edge import protocol
-from edge.decode import GAP_DEVICE_DROPPED, StreamDecoder
-from edge.transports.base import SourceError
-from edge.transports.soundcard import SoundCardTransport, parse_device
+from steth.edge import protocol
+from steth.edge.decode import GAP_DEVICE_DROPPED, StreamDecoder
+from steth.edge.transports.base import SourceError
+from steth.edge.transports.soundcard import SoundCardTransport, parse_device
 
 
 class FakePortAudioError(Exception):

@@ -14,8 +14,8 @@ from edge_io_support import (
     ramp_audio,
 )
 
-from edge import protocol
-from edge.decode import (
+from steth.edge import protocol
+from steth.edge.decode import (
     GAP_CRC_ERROR,
     GAP_DEVICE_DROPPED,
     GAP_DEVICE_RESET,
@@ -25,7 +25,7 @@ from edge.decode import (
     StatusReport,
     StreamDecoder,
 )
-from edge.protocol import AdpcmState, AudioAdpcm, DeviceInfo, Flag
+from steth.edge.protocol import AdpcmState, AudioAdpcm, DeviceInfo, Flag
 
 
 def decode_all(decoder: StreamDecoder, data: bytes, chunk: int = 997, t0: float = 0.0):

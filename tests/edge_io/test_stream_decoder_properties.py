@@ -22,9 +22,17 @@ from edge_io_support import assert_accounted, assert_timeline_consistent, audio_
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge import protocol
-from edge.decode import ProtocolVersionError, StreamDecoder
-from edge.protocol import AdpcmState, AudioAdpcm, AudioPcm16, DeviceInfo, Flag, MsgType, Status
+from steth.edge import protocol
+from steth.edge.decode import ProtocolVersionError, StreamDecoder
+from steth.edge.protocol import (
+    AdpcmState,
+    AudioAdpcm,
+    AudioPcm16,
+    DeviceInfo,
+    Flag,
+    MsgType,
+    Status,
+)
 
 INFO = DeviceInfo(9, 1, 0, 0, 1, 8000, 12, 1, 0, 0, 160)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge import protocol as p
+from steth.edge import protocol as p
 
 
 def qemu_source(start: int, count: int, gain: int) -> np.ndarray:

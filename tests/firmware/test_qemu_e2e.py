@@ -19,7 +19,7 @@ import pytest
 from device_link import DeviceLink, qemu_source
 from qemu import boot_qemu, build_qemu_image
 
-from edge import protocol as p
+from steth.edge import protocol as p
 from tests.conftest import require_tool
 
 pytestmark = pytest.mark.timeout(300)

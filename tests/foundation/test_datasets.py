@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from models.data import split_train_validation
-from models.datasets import (
+from steth.models.data import split_train_validation
+from steth.models.datasets import (
     DataError,
     load_audio,
     load_icbhi,

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from edge.features import FeatureConfig, FeatureExtractor, mel_filterbank, recording_features
-from edge.filter import FilterChain, bandpass_sos
-from models.datasets import load_audio, load_icbhi, load_sprsound
-from models.feature_cache import cached_features
+from steth.edge.features import FeatureConfig, FeatureExtractor, mel_filterbank, recording_features
+from steth.edge.filter import FilterChain, bandpass_sos
+from steth.models.datasets import load_audio, load_icbhi, load_sprsound
+from steth.models.feature_cache import cached_features
 
 WARMUP_FRAMES = 32  # 0.5 s: filters and framing have settled
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from edge.labels import (
+from steth.edge.labels import (
     CycleFinding,
     VerdictRule,
     event_to_flags,

@@ -8,9 +8,9 @@ import shutil
 import numpy as np
 import pytest
 
-from edge.features import FeatureConfig
-from edge.infer import CycleModel, ModelError, cycle_windows
-from edge.manifest import ManifestError, load_manifest, manifest_path_for
+from steth.edge.features import FeatureConfig
+from steth.edge.infer import CycleModel, ModelError, cycle_windows
+from steth.edge.manifest import ManifestError, load_manifest, manifest_path_for
 from tests.foundation.tiny_model import make_tiny_model
 
 

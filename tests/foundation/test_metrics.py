@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.metrics import (
+from steth.models.metrics import (
     all_normal_baseline,
     biocas_scores,
     confusion_matrix,

@@ -25,8 +25,9 @@ def test_runtime_has_no_torch_and_imports_the_edge_and_host():
     python = runtime_bin("python")
     no_torch = subprocess.run([python, "-c", "import torch"], capture_output=True, text=True)
     assert no_torch.returncode != 0 and "No module named 'torch'" in no_torch.stderr
-    ok = subprocess.run([python, "-c", "import edge.cli, edge.pipeline, edge.infer, "
-                         "host.dashboard, host.recorder, host.sessions; import sys; "
+    ok = subprocess.run([python, "-c", "import steth.edge.runner, steth.edge.pipeline, "
+                         "steth.edge.infer, steth.host.bedside, steth.host.dashboard, "
+                         "steth.host.recorder, steth.host.sessions; import sys; "
                          "assert 'torch' not in sys.modules"], capture_output=True, text=True,
                         cwd="/")
     assert ok.returncode == 0, ok.stderr

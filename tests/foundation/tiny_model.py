@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.features import FeatureConfig
-from edge.labels import EVENT_CLASSES, VerdictRule
-from edge.manifest import write_manifest
+from steth.edge.features import FeatureConfig
+from steth.edge.labels import EVENT_CLASSES, VerdictRule
+from steth.edge.manifest import write_manifest
 
 
 def make_tiny_model(folder: Path, window: int = 128) -> Path:

@@ -13,8 +13,8 @@ import time
 
 import numpy as np
 
-from edge import events as ev
-from host.recorder import Recorder
+from steth.edge import events as ev
+from steth.host.recorder import Recorder
 
 RATE = 8000
 CHUNK = 160  # 20 ms, one protocol frame

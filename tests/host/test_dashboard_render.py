@@ -10,8 +10,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from edge import events as ev
-from host.dashboard import (
+from steth.edge import events as ev
+from steth.host.dashboard import (
     INTENDED_USE,
     Dashboard,
     DashboardActions,

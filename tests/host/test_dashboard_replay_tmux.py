@@ -17,7 +17,7 @@ FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "events" / "simulat
 
 def test_replayed_simulated_stream_in_tmux_80x24():
     tmux = require_tool("tmux")
-    screen = TmuxScreen(tmux, [sys.executable, "-m", "host.remote", "--replay", str(FIXTURE),
+    screen = TmuxScreen(tmux, [sys.executable, "-m", "steth.host.remote", "--replay", str(FIXTURE),
                                "--speed", "3"], cwd=REPO_ROOT, env={"TERM": "xterm-256color"})
     try:
         lines, _ = screen.wait_for(lambda s: "dBFS" in "".join(s), timeout=15)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from edge import events as ev
+from steth.edge import events as ev
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "events"
 NAMES = ("normal.jsonl", "simulated.jsonl", "gaps_stale.jsonl")

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from host.listen import Listener, NoOutputDeviceError
+from steth.host.listen import Listener, NoOutputDeviceError
 
 
 class FakeStream:
@@ -105,7 +105,7 @@ def test_feed_never_blocks_and_keeps_the_newest_audio():
 def test_cli_arguments_open_a_listener_only_when_asked():
     import argparse
 
-    from host.listen import add_listen_arguments, open_listener
+    from steth.host.listen import add_listen_arguments, open_listener
 
     parser = argparse.ArgumentParser()
     add_listen_arguments(parser)

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge import events as ev
-from host.recorder import Recorder, read_take_audio, recover_session, take_folders
+from steth.edge import events as ev
+from steth.host.recorder import Recorder, read_take_audio, recover_session, take_folders
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from record_child import CHUNK, GAP_AT, GAP_LEN, RATE, known_signal
@@ -207,7 +207,7 @@ def test_recover_cuts_torn_lines_and_is_idempotent(tmp_path):
 
 @pytest.mark.parametrize("bad", ["", ","])
 def test_empty_site_list_is_a_clear_error(tmp_path, bad):
-    from host.recorder import RecorderError
+    from steth.host.recorder import RecorderError
 
     with pytest.raises(RecorderError, match="no auscultation sites"):
         Recorder(tmp_path, sites=bad)
@@ -216,7 +216,7 @@ def test_empty_site_list_is_a_clear_error(tmp_path, bad):
 def test_operator_mark_is_emitted_once_and_stored_once(tmp_path):
     import argparse
 
-    from host.recorder import add_recorder_arguments, open_recorder
+    from steth.host.recorder import add_recorder_arguments, open_recorder
 
     parser = argparse.ArgumentParser()
     add_recorder_arguments(parser)
@@ -240,7 +240,7 @@ def test_operator_mark_is_emitted_once_and_stored_once(tmp_path):
 
 
 def test_failed_conversion_warns_and_recover_finishes_it(tmp_path, monkeypatch):
-    import host.recorder as recorder_module
+    import steth.host.recorder as recorder_module
 
     def broken(folder, audio_format="flac"):
         raise OSError(errno.ENOSPC, "No space left on device")

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from edge import events as ev
-from edge.event_server import (
+from steth.edge import events as ev
+from steth.edge.event_server import (
     AuthError,
     EventClient,
     TcpEventServer,
@@ -25,9 +25,9 @@ from edge.event_server import (
     tokens_match,
     write_new_token,
 )
-from host import remote
-from host.dashboard import Dashboard
-from host.recorder import read_take_audio, take_folders
+from steth.host import remote
+from steth.host.dashboard import Dashboard
+from steth.host.recorder import read_take_audio, take_folders
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "events"
 TOKEN = "correct-horse-battery-staple-42"
@@ -193,7 +193,7 @@ def test_newer_schema_version_is_reported_not_misread(server):
 def test_open_server_from_edge_run_arguments(monkeypatch):
     import argparse
 
-    from edge.event_server import ServerError, add_server_arguments, open_server
+    from steth.edge.event_server import ServerError, add_server_arguments, open_server
 
     parser = argparse.ArgumentParser()
     add_server_arguments(parser)
@@ -215,7 +215,7 @@ def test_open_server_from_edge_run_arguments(monkeypatch):
 def test_remote_listening_hears_the_band_passed_stream():
     import queue as queue_module
 
-    from host.listen import Listener
+    from steth.host.listen import Listener
 
     class Capture(Listener):
         def __init__(self) -> None:

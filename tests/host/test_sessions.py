@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge import events as ev
-from edge.labels import event_to_four_class
-from host import sessions
-from host.recorder import Recorder, take_folders
+from steth.edge import events as ev
+from steth.edge.labels import event_to_four_class
+from steth.host import sessions
+from steth.host.recorder import Recorder, take_folders
 
 RECORDING = "40801342_4.0_1_p2_898"  # SPRSound test: five annotated fine crackles (DAS)
 
@@ -71,7 +71,7 @@ def real(shared_data):
 def test_report_png_from_real_recording_has_shaded_cycles(tmp_path, real):
     from matplotlib.image import imread
 
-    from host.report import FINDING_COLOURS, SHADE_ALPHA, make_report
+    from steth.host.report import FINDING_COLOURS, SHADE_ALPHA, make_report
 
     audio, rate, cycles = real
     layout = make_report(audio, rate, cycles, ["verdict DAS (5 cycles)"], tmp_path / "r.png",
@@ -178,11 +178,12 @@ def test_reclassify_uses_the_given_classifier_and_keeps_originals(tmp_path):
 def test_reclassify_without_pipeline_is_a_one_line_error(tmp_path, capsys, monkeypatch):
     recorder = Recorder(tmp_path, sites="p1")
     recorder.close()
-    monkeypatch.setitem(sys.modules, "edge.pipeline", None)
+    monkeypatch.setitem(sys.modules, "steth.edge.pipeline", None)
     assert sessions.main(["--root", str(tmp_path), "reclassify",
                           recorder.session_dir.name]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("steth-session: reclassify needs edge.pipeline") and err.count("\n") == 1
+    assert err.startswith("steth-session: reclassify needs steth.edge.pipeline")
+    assert err.count("\n") == 1
 
 
 def test_report_without_matplotlib_says_pip_install(tmp_path, capsys, monkeypatch):
@@ -196,8 +197,9 @@ def test_report_without_matplotlib_says_pip_install(tmp_path, capsys, monkeypatc
 
 
 def test_runtime_modules_do_not_import_matplotlib():
-    code = ("import sys, host.dashboard, host.recorder, host.sessions, host.remote, "
-            "host.listen, host.review, edge.events, edge.event_server; "
+    code = ("import sys, steth.host.dashboard, steth.host.recorder, steth.host.sessions, "
+            "steth.host.remote, steth.host.listen, steth.host.review, steth.edge.events, "
+            "steth.edge.event_server; "
             "print('matplotlib' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
@@ -205,7 +207,7 @@ def test_runtime_modules_do_not_import_matplotlib():
 
 
 def test_recorder_draws_reports_on_close_or_refuses_without_matplotlib(tmp_path, monkeypatch):
-    from host.recorder import RecorderError
+    from steth.host.recorder import RecorderError
 
     recorder = Recorder(tmp_path, sites="p1", make_reports=True)
     tone = (np.sin(np.arange(8000) / 3) * 8000).astype(np.int16)
@@ -223,8 +225,8 @@ def test_recorder_draws_reports_on_close_or_refuses_without_matplotlib(tmp_path,
 
 def test_reclassify_runs_the_streaming_pipeline_on_a_real_recording(tmp_path, real, capsys):
     """`steth-session reclassify` with the committed model on a recorded SPRSound take."""
-    from edge.pipeline import classify_recording
-    from host.review import finding_counts
+    from steth.edge.pipeline import classify_recording
+    from steth.host.review import finding_counts
 
     audio, rate, annotated = real
     root = tmp_path / "rec"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.features import FeatureConfig, recording_features
-from models.chain_augment import add_gain_and_noise
-from models.datasets import load_audio, load_sprsound
-from models.robustness import quantise_bits
+from steth.edge.features import FeatureConfig, recording_features
+from steth.models.chain_augment import add_gain_and_noise
+from steth.models.datasets import load_audio, load_sprsound
+from steth.models.robustness import quantise_bits
 
 TWELVE_BIT_NOISE_DBFS = 20 * np.log10(2.0 ** -11 / np.sqrt(12))  # about -77 dBFS
 

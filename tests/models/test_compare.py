@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from models.compare import BEGIN, END, main, tables
+from steth.models.compare import BEGIN, END, main, tables
 
 TASKS = ("icbhi", "1-1", "1-2", "2-1", "2-2")
 

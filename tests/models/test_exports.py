@@ -9,14 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.features import FeatureConfig, frame_range, recording_features
-from edge.infer import CycleModel
-from edge.manifest import load_manifest
-from models.benchmark import run
-from models.datasets import load_audio, load_sprsound
-from models.feature_cache import cached_features
+from steth.edge.assets import ASSETS_DIR
+from steth.edge.features import FeatureConfig, frame_range, recording_features
+from steth.edge.infer import CycleModel
+from steth.edge.manifest import load_manifest
+from steth.models.benchmark import run
+from steth.models.datasets import load_audio, load_sprsound
+from steth.models.feature_cache import cached_features
 
-EXPORTS = Path(__file__).resolve().parents[2] / "models" / "exports"
+EXPORTS = ASSETS_DIR  # the deployable model files
+TRAINING_OUTPUTS = Path(__file__).resolve().parents[2] / "models" / "exports"
 SLICE = 60  # the first 60 SPRSound test recordings (sorted ids): a fixed, unselected slice
 TASK_1_1_FLOOR = 0.70  # all-Normal scores 0.25
 MAX_GAIN_DECISION_CHANGES = 0.20
@@ -63,7 +65,7 @@ def test_int8_agrees_with_fp32_on_real_recordings(slice_events):
 
 
 def model_card() -> dict:
-    return json.loads((EXPORTS / "breathnet.card.json").read_text())
+    return json.loads((TRAINING_OUTPUTS / "breathnet.card.json").read_text())
 
 
 def test_model_card_describes_the_committed_weights():
@@ -71,7 +73,7 @@ def test_model_card_describes_the_committed_weights():
     manifest = load_manifest(EXPORTS / card["model"], expected_feature_hash=FeatureConfig().hash())
     assert card["weights_sha256"] == manifest.weights_sha256
     assert card["slice"]["recordings"] == SLICE
-    text = (EXPORTS / "breathnet.card.md").read_text()
+    text = (TRAINING_OUTPUTS / "breathnet.card.md").read_text()
     assert manifest.version in text and "does not diagnose" in text
 
 
@@ -112,7 +114,7 @@ def test_plus_minus_12_db_changes_few_decisions(shared_data):
 
 
 def test_streaming_evaluation_scores_every_task_without_annotated_boundaries(shared_data):
-    from models.stream_eval import evaluate
+    from steth.models.stream_eval import evaluate
 
     recs = load_sprsound(shared_data, "test")[:6]
     report = evaluate(CycleModel(EXPORTS / "breathnet.int8.onnx"), recs, n_boot=10)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.features import FeatureConfig, recording_features
-from edge.filter import FilterConfig
-from models.frontends import (
+from steth.edge.features import FeatureConfig, recording_features
+from steth.edge.filter import FilterConfig
+from steth.models.frontends import (
     WAVELETS,
     HybridConfig,
     WaveletConfig,

@@ -13,10 +13,10 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from edge.labels import VerdictRule
-from models.nets import HEAD_TEMPERATURES
-from models.papers.glance_gaze import GlanceGaze, GlanceGazeConfig, Shrinkage, soft_threshold
-from models.papers.multibreath import (
+from steth.edge.labels import VerdictRule
+from steth.models.nets import HEAD_TEMPERATURES
+from steth.models.papers.glance_gaze import GlanceGaze, GlanceGazeConfig, Shrinkage, soft_threshold
+from steth.models.papers.multibreath import (
     MultiBreath,
     MultiBreathConfig,
     MultiHeadClassAttention,
@@ -24,10 +24,10 @@ from models.papers.multibreath import (
     base_logit,
     marginal_logits,
 )
-from models.papers.resnet_cbam import CBAM, ResNetCBAM, ResNetCBAMConfig
-from models.train import IGNORE, focal_bce, focal_ce, joint_findings_loss, loss_fn
-from models.verdict_fit import rule_grid
-from models.zoo import build_net, net_config
+from steth.models.papers.resnet_cbam import CBAM, ResNetCBAM, ResNetCBAMConfig
+from steth.models.train import IGNORE, focal_bce, focal_ce, joint_findings_loss, loss_fn
+from steth.models.verdict_fit import rule_grid
+from steth.models.zoo import build_net, net_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "models" / "configs"
 
@@ -190,10 +190,10 @@ def test_focal_with_gamma_0_alpha_1_equals_cross_entropy():
 
 def test_a_trained_run_is_scored_by_the_shared_benchmark_code(shared_data, tmp_path,
                                                               monkeypatch):
-    from models.benchmark import TorchCycleModel, main, run_results_path
-    from models.compare import tables
-    from models.feature_cache import default_cache_root
-    from models.train import TrainConfig, train
+    from steth.models.benchmark import TorchCycleModel, main, run_results_path
+    from steth.models.compare import tables
+    from steth.models.feature_cache import default_cache_root
+    from steth.models.train import TrainConfig, train
 
     real_features = default_cache_root() / "features"
     cache = tmp_path / "cache"

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from models.nets import count_parameters
-from models.papers.cycleguardian import (
+from steth.models.nets import count_parameters
+from steth.models.papers.cycleguardian import (
     CycleGuardian,
     CycleGuardianConfig,
     SoftCosine,
@@ -21,7 +21,7 @@ from models.papers.cycleguardian import (
     soft_assignment,
     target_distribution,
 )
-from models.papers.incres_wavelet import IncResWavelet, IncResWaveletConfig, ResidualNorm
+from steth.models.papers.incres_wavelet import IncResWavelet, IncResWaveletConfig, ResidualNorm
 from tests.conftest import note_loaded
 
 
@@ -166,9 +166,9 @@ def test_base_dec_ablation_drops_the_constraint_and_contrastive_terms() -> None:
 
 
 def real_batch(root: Path, frontend, window: int, tmp_path: Path):
-    from models.data import build_sample_set
-    from models.datasets import load_sprsound
-    from models.train import TrainConfig, make_batch, subtype_class_weights
+    from steth.models.data import build_sample_set
+    from steth.models.datasets import load_sprsound
+    from steth.models.train import TrainConfig, make_batch, subtype_class_weights
 
     recordings = [r for r in load_sprsound(root, "train") if r.events][:6]
     sample_set = build_sample_set(recordings, frontend, window, cache_root=tmp_path)
@@ -180,7 +180,7 @@ def real_batch(root: Path, frontend, window: int, tmp_path: Path):
 
 
 def loss_at(model, batch, cfg, sub_w) -> torch.Tensor:
-    from models.train import training_loss
+    from steth.models.train import training_loss
 
     torch.manual_seed(123)  # the same dropout masks and group-mix draws at every look
     return training_loss(model, batch, cfg, sub_w)
@@ -189,8 +189,8 @@ def loss_at(model, batch, cfg, sub_w) -> torch.Tensor:
 @pytest.mark.parametrize("arch", ["incres_wavelet", "cycleguardian"])
 def test_tiny_training_on_real_recordings_lowers_the_loss(arch: str, shared_data: Path,
                                                           tmp_path: Path) -> None:
-    from models.frontends import HybridConfig, WaveletConfig
-    from models.train import mixup
+    from steth.models.frontends import HybridConfig, WaveletConfig
+    from steth.models.train import mixup
 
     torch.manual_seed(0)
     if arch == "incres_wavelet":

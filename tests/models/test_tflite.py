@@ -11,14 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.features import FeatureConfig, frame_range
-from edge.infer import CycleModel, ModelError, cycle_windows
-from edge.manifest import load_manifest, manifest_path_for, write_manifest
-from models.datasets import load_sprsound
-from models.feature_cache import cached_features
+from steth.edge.assets import ASSETS_DIR
+from steth.edge.features import FeatureConfig, frame_range
+from steth.edge.infer import CycleModel, ModelError, cycle_windows
+from steth.edge.manifest import load_manifest, manifest_path_for, write_manifest
+from steth.models.datasets import load_sprsound
+from steth.models.feature_cache import cached_features
 from tests.conftest import require
 
-EXPORTS = Path(__file__).resolve().parents[2] / "models" / "exports"
+EXPORTS = ASSETS_DIR  # the deployable model files
+TRAINING_OUTPUTS = Path(__file__).resolve().parents[2] / "models" / "exports"
 TFLITE = EXPORTS / "breathnet.int8.tflite"
 ONNX_FP32 = EXPORTS / "breathnet.fp32.onnx"
 ONNX_INT8 = EXPORTS / "breathnet.int8.onnx"
@@ -115,12 +117,12 @@ def test_torch_checkpoint_agrees_with_every_export(test_cycles):
     """The committed torch weights (models/exports/breathnet.pt, what export_run exported)."""
     import torch
 
-    from models.nets import BreathNet, BreathNetConfig
+    from steth.models.nets import BreathNet, BreathNetConfig
 
     manifest = load_manifest(ONNX_FP32).data
     cfg = BreathNetConfig(**{k: tuple(v) if isinstance(v, list) else v
                              for k, v in manifest["training"]["config"]["net"].items()})
-    checkpoint = EXPORTS / "breathnet.pt"
+    checkpoint = TRAINING_OUTPUTS / "breathnet.pt"
     require(checkpoint.is_file(), f"{checkpoint} missing: re-run steth-export")
     net = BreathNet(cfg)
     net.load_state_dict(torch.load(checkpoint, weights_only=True))
@@ -196,7 +198,7 @@ def test_tflite_whose_input_disagrees_with_its_manifest_is_a_model_error(tmp_pat
 
 
 def test_manifest_only_rerun_follows_a_re_exported_onnx_manifest(tmp_path):
-    from models.export_tflite import main as export_tflite
+    from steth.models.export_tflite import main as export_tflite
 
     for path in (ONNX_INT8, TFLITE):
         copy_with_manifest(path, tmp_path)

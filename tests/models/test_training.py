@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from models.data import patient_key, split_train_validation
-from models.datasets import ICBHI_SHARED_PATIENTS, load_icbhi, load_sprsound
-from models.train import IGNORE, TrainConfig, augment, mixup, train
-from models.zoo import available_archs, net_config
+from steth.models.data import patient_key, split_train_validation
+from steth.models.datasets import ICBHI_SHARED_PATIENTS, load_icbhi, load_sprsound
+from steth.models.train import IGNORE, TrainConfig, augment, mixup, train
+from steth.models.zoo import available_archs, net_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "models" / "configs"
 

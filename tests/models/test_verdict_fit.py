@@ -4,19 +4,19 @@ rewrites manifests without touching the weights or breaking their hashes."""
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
-from edge.features import FeatureConfig
-from edge.labels import CycleFinding, VerdictRule, record_verdict
-from edge.manifest import load_manifest
-from models.verdict_fit import (
+from steth.edge.assets import ASSETS_DIR
+from steth.edge.features import FeatureConfig
+from steth.edge.labels import CycleFinding, VerdictRule, record_verdict
+from steth.edge.manifest import load_manifest
+from steth.models.verdict_fit import (
     apply_rule_to_manifests,
     fit_verdict_rule,
     record_task_scores,
     sibling_models,
 )
 
-EXPORTS = Path(__file__).resolve().parents[2] / "models" / "exports"
+EXPORTS = ASSETS_DIR
 
 NORMAL_WINDOW = CycleFinding(False, False)
 CRACKLE_WINDOW = CycleFinding(True, False)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge import protocol as p
+from steth.edge import protocol as p
 
 INT16 = st.integers(-32768, 32767)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from golden_vectors import golden, ids, of_kind
 
-from edge import protocol as p
+from steth.edge import protocol as p
 
 CRC_VECTORS = of_kind("crc")
 ADPCM_VECTORS = of_kind("adpcm")

@@ -1,0 +1,157 @@
+"""``edge-run``: the bedside console — the headless edge plus dashboard, recorder, listener.
+
+The composition root: :mod:`steth.edge.runner` opens the source, model, pipeline and the
+headless sinks; this module only adds the bedside pieces and wires them together.
+
+Findings support a clinician; they are not a diagnosis. ``--simulate`` is the only way to
+get synthetic audio, and everything it produces is marked SIMULATED.
+"""
+
+from __future__ import annotations
+
+import argparse
+import queue
+import sys
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from steth.edge import events as ev
+from steth.edge.assets import DEFAULT_MODEL_NAME
+from steth.edge.decode import AudioChunk
+from steth.edge.runner import (
+    EXIT_MODEL,
+    EXIT_PROTOCOL,
+    EXIT_SOURCE,
+    EXIT_USAGE,
+    EdgeSession,
+    StartupError,
+    add_runner_arguments,
+    open_session,
+)
+from steth.host.dashboard import Dashboard
+from steth.host.listen import NoOutputDeviceError, add_listen_arguments, open_listener
+from steth.host.recorder import Recorder, RecorderError, add_recorder_arguments, open_recorder
+
+__all__ = ["EXIT_MODEL", "EXIT_PROTOCOL", "EXIT_SOURCE", "EXIT_USAGE", "build_parser", "main"]
+
+
+class QueueWriter:
+    """Events into the dashboard's queue; ``None`` on close tells the dashboard to stop."""
+
+    def __init__(self) -> None:
+        self.queue: queue.Queue[Mapping[str, Any] | None] = queue.Queue()
+
+    def write(self, event: Mapping[str, Any]) -> None:
+        self.queue.put(event)
+
+    def close(self) -> None:
+        self.queue.put(None)
+
+
+class RecorderWriter:
+    """The recorder as an event sink (it also takes the raw audio, see :func:`run`)."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+
+    def write(self, event: Mapping[str, Any]) -> None:
+        self.recorder.on_event(event)
+
+    def close(self) -> None:
+        self.recorder.close()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edge-run",
+        description="Live crackle/wheeze findings from a digital stethoscope (a decision aid "
+                    "for clinicians, not a diagnosis).",
+        epilog="examples:\n"
+               "  edge-run --port /dev/ttyUSB0              live dashboard from the device\n"
+               "  edge-run --simulate                       SIMULATED patient, no hardware\n"
+               "  edge-run --port /dev/stethoscope --no-dashboard --record ~/recordings\n"
+               "  edge-run --replay rec.flac --speed 10 --no-dashboard > events.jsonl\n"
+               f"\nThe default model is the embedded {DEFAULT_MODEL_NAME}.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_runner_arguments(parser)
+    parser.add_argument("--no-dashboard", action="store_true",
+                        help="print JSON-lines events to stdout instead of the dashboard")
+    add_recorder_arguments(parser)
+    add_listen_arguments(parser)
+    return parser
+
+
+def attach_recorder(args: argparse.Namespace, session: EdgeSession) -> Recorder | None:
+    """The recorder, when asked for, as one more sink that also receives the raw audio."""
+    manifest = session.model.manifest
+    settings = {"model": manifest.name, "model_version": manifest.version,
+                "model_sha256": manifest.weights_sha256, "mains_hz": args.mains}
+    recorder = open_recorder(
+        args, settings=settings, emit=session.sinks.write,
+        on_warning=lambda text: session.sinks.write(
+            ev.make_status(level="warning", message=text)))
+    if recorder is None:
+        return None
+    session.sinks.add(RecorderWriter(recorder))
+
+    def on_audio(chunk: AudioChunk) -> None:
+        recorder.on_audio(chunk.start_index, chunk.samples, chunk.sample_rate)
+
+    session.on_audio = on_audio
+    return recorder
+
+
+def start_dashboard(writer: QueueWriter, session: EdgeSession,
+                    recorder: Recorder | None) -> threading.Thread:
+    actions = recorder.actions(quit=session.stop.set) if recorder is not None else None
+    thread = threading.Thread(target=Dashboard().run, args=(writer.queue, session.stop, actions),
+                              name="dashboard", daemon=True)
+    thread.start()
+    return thread
+
+
+def run(args: argparse.Namespace) -> int:
+    dashboard = None if args.no_dashboard else QueueWriter()
+    writers: list[ev.EventWriter] = [dashboard if dashboard is not None
+                                     else ev.StreamWriter(sys.stdout)]
+    try:
+        session = open_session(args, writers)
+    except StartupError as exc:
+        print(exc, file=sys.stderr)
+        return exc.code
+    listener = None
+    dashboard_thread = None
+    try:
+        try:
+            recorder = attach_recorder(args, session)
+            listener = open_listener(args, session.pipeline.features.sample_rate)
+        except (RecorderError, NoOutputDeviceError) as exc:
+            print(f"edge-run: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        if listener is not None:
+            session.pipeline.on_filtered = listener.feed
+        if dashboard is not None:
+            dashboard_thread = start_dashboard(dashboard, session, recorder)
+        return session.run()
+    finally:
+        session.stop.set()
+        session.pipeline.close()
+        if listener is not None:
+            listener.close()
+        session.transport.close()
+        session.sinks.close()
+        if dashboard_thread is not None:
+            dashboard_thread.join()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
