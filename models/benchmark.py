@@ -60,9 +60,46 @@ class Collected:
 
     items: dict[str, list[tuple[str, str, str, str]]] = field(default_factory=dict)
     cycle_ms: list[float] = field(default_factory=list)
+    # 4-class cycle items per (data set, device): (patient, true, predicted)
+    by_device: dict[tuple[str, str], list[tuple[str, str, str]]] = field(default_factory=dict)
 
     def add(self, task: str, subset: str, patient: str, true: str, pred: str) -> None:
         self.items.setdefault(task, []).append((subset, patient, true, pred))
+
+    def add_cycle(self, rec: Recording, true: str, pred: str) -> None:
+        """A 4-class cycle finding, kept per data set and stethoscope."""
+        key = (rec.dataset, recording_device(rec))
+        self.by_device.setdefault(key, []).append((f"{rec.dataset}:{rec.patient}", true, pred))
+
+
+SPRSOUND_DEVICE = "Yunting-II"  # the one stethoscope of SPRSound 2022
+
+
+def recording_device(rec: Recording) -> str:
+    """The stethoscope of a recording: ICBHI's is the last field of the file name."""
+    return rec.device or (SPRSOUND_DEVICE if rec.dataset == "sprsound" else "unknown")
+
+
+def device_rows(by_device: dict[tuple[str, str], list[tuple[str, str, str]]], n_boot: int
+                ) -> list[dict]:
+    """One row per (data set, device): patients, cycles, SE, SP, Score, interval, all-Normal.
+
+    The interval resamples whole patients; the all-Normal row is the score of answering
+    Normal for every cycle of that device (0.5 by construction of the ICBHI Score).
+    """
+    rows = []
+    for (dataset, device), items in sorted(by_device.items()):
+        patients = [p for p, _, _ in items]
+        true = [t for _, t, _ in items]
+        pred = [p for _, _, p in items]
+        scores = task_scores("icbhi", true, pred)
+        rows.append({"dataset": dataset, "device": device, "patients": len(set(patients)),
+                     "cycles": len(items), **scores.to_dict(),
+                     "ci95": patient_bootstrap_ci(lambda t, p: task_scores("icbhi", t, p).score,
+                                                  true, pred, patients, n_boot=n_boot),
+                     "all_normal_score": all_normal_baseline("icbhi", true).score,
+                     "abnormal_cycles": sum(t != "Normal" for t in true)})
+    return rows
 
 
 def record_prediction(model: CycleModel | TorchCycleModel, frames: np.ndarray) -> tuple[str, int]:
@@ -221,6 +258,7 @@ def score_sprsound(model: CycleModel | TorchCycleModel, recordings: list[Recordi
                           to_task_label("1-1", predicted))
             collected.add("icbhi", subset, rec.patient, event_to_four_class(event.label),
                           pred.finding(th))
+            collected.add_cycle(rec, event_to_four_class(event.label), pred.finding(th))
         verdict, _ = record_prediction(model, frames)
         assert rec.record_label is not None
         collected.add("2-2", subset, rec.patient, rec.record_label, verdict)
@@ -240,8 +278,9 @@ def score_icbhi(model: CycleModel | TorchCycleModel, recordings: list[Recording]
             if last - first < 4:
                 continue
             pred = model.predict_cycle(frames[first:last])
-            collected.add("icbhi-test", "icbhi", rec.patient, cycle.label,
-                          pred.finding(model.thresholds))
+            finding = pred.finding(model.thresholds)
+            collected.add("icbhi-test", "icbhi", rec.patient, cycle.label, finding)
+            collected.add_cycle(rec, cycle.label, finding)
         progress()
 
 
@@ -290,6 +329,23 @@ def model_size(path: Path) -> dict:
     return info
 
 
+def print_device_table(rows: list[dict], title: str) -> None:
+    """The per-device (and per data set) 4-class cycle table with its all-Normal column."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in ("data set", "device", "patients", "cycles", "SE", "SP", "Score", "95% CI",
+                "all-Normal"):
+        table.add_column(col, justify="left" if col in ("data set", "device") else "right")
+    for r in rows:
+        ci = r.get("ci95")
+        table.add_row(r["dataset"], r["device"], str(r["patients"]), str(r["cycles"]),
+                      f"{r['se']:.3f}", f"{r['sp']:.3f}", f"{r['score']:.3f}",
+                      f"{ci[0]:.3f}–{ci[1]:.3f}" if ci else "", f"{r['all_normal_score']:.3f}")
+    Console().print(table)
+
+
 def print_table(result: dict, meta: dict) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -312,11 +368,11 @@ def print_table(result: dict, meta: dict) -> None:
 
 def run(model_path: Path, data_root: Path, split: str, *, limit: int = 0, n_boot: int = 1000,
         transform: AudioTransform | None = None, condition: str = "clean",
-        show_progress: bool = True) -> dict:
+        show_progress: bool = True, icbhi_split: str = "test") -> dict:
     """Score an exported model file (ONNX/TFLite with its manifest)."""
     model = CycleModel(model_path, expected_feature_hash=FeatureConfig().hash(), threads=1)
     report = score(model, data_root, split, limit=limit, n_boot=n_boot, transform=transform,
-                   condition=condition, show_progress=show_progress)
+                   condition=condition, show_progress=show_progress, icbhi_split=icbhi_split)
     size = model_size(model_path)
     if size["parameters"] is None:
         size["parameters"] = model.manifest.data.get("training", {}).get("parameters")
@@ -327,7 +383,7 @@ def run(model_path: Path, data_root: Path, split: str, *, limit: int = 0, n_boot
 def run_torch(config_path: Path, data_root: Path, split: str, *, seed: int | None = None,
               limit: int = 0, n_boot: int = 1000, transform: AudioTransform | None = None,
               condition: str = "clean", show_progress: bool = True,
-              fit_rule: bool = False) -> dict:
+              fit_rule: bool = False, icbhi_split: str = "test") -> dict:
     """Score a trained run (``best_model.pt``) and add its cost to the report.
 
     With ``fit_rule`` the record rule is first fit on the run's own validation records
@@ -342,7 +398,7 @@ def run_torch(config_path: Path, data_root: Path, split: str, *, seed: int | Non
         fitted = {"validation_records": n, "validation_scores": scores,
                   "default_rule_validation_scores": default}
     report = score(model, data_root, split, limit=limit, n_boot=n_boot, transform=transform,
-                   condition=condition, show_progress=show_progress)
+                   condition=condition, show_progress=show_progress, icbhi_split=icbhi_split)
     report["meta"]["verdict_rule"] = model.manifest.verdict_rule.to_dict()
     report["meta"]["verdict_rule_fit"] = fitted
     cost = model.cost()
@@ -354,15 +410,21 @@ def run_torch(config_path: Path, data_root: Path, split: str, *, seed: int | Non
 
 def score(model: CycleModel | TorchCycleModel, data_root: Path, split: str, *,
           limit: int = 0, n_boot: int = 1000, transform: AudioTransform | None = None,
-          condition: str = "clean", show_progress: bool = True) -> dict:
-    """The scores of any model with CycleModel's interface on ``split``."""
+          condition: str = "clean", show_progress: bool = True,
+          icbhi_split: str = "test") -> dict:
+    """The scores of any model with CycleModel's interface on ``split``.
+
+    ``icbhi_split`` picks the ICBHI half scored with it: ``test`` (held back from training),
+    or ``train``, which is in-sample for a model trained on those recordings and is marked
+    so in the report.
+    """
     collected = Collected()
     recordings = load_sprsound(data_root, "test") if split in SUBSETS else []
     if split in ("inter", "intra"):
         recordings = [r for r in recordings if r.subset == split]
     if limit:
         recordings = recordings[:limit]
-    icbhi = load_icbhi(data_root, "test") if split in ("combined", "icbhi") else []
+    icbhi = load_icbhi(data_root, icbhi_split) if split in ("combined", "icbhi") else []
     from rich.progress import Progress
 
     with Progress(disable=not show_progress, transient=True) as bar:
@@ -375,10 +437,14 @@ def score(model: CycleModel | TorchCycleModel, data_root: Path, split: str, *,
     meta = {"model": model.manifest.name, "version": model.manifest.version,
             "precision": model.manifest.data["precision"], "split": split,
             "condition": condition, "sprsound_recordings": len(recordings),
-            "icbhi_test_recordings": len(icbhi),
+            "icbhi_test_recordings": len(icbhi), "icbhi_split": icbhi_split,
+            "icbhi_in_sample": icbhi_split == "train" and bool(icbhi)
+            and bool(model.manifest.data.get("training", {}).get("config", {}).get(
+                "use_icbhi", True)),
             "cycle_ms_median": statistics.median(ms),
             "cycle_ms_p95": float(np.percentile(ms, 95)), "thresholds": model.thresholds}
-    return {"meta": meta, "results": summarise(collected, n_boot)}
+    return {"meta": meta, "results": summarise(collected, n_boot),
+            "per_device": device_rows(collected.by_device, n_boot)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -396,6 +462,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=default_data_root(),
                         help="data root (default: $STETH_DATA or ../shared/data)")
     parser.add_argument("--split", choices=[*SUBSETS, "icbhi"], default="combined")
+    parser.add_argument("--icbhi-split", choices=("test", "train"), default="test",
+                        help="ICBHI half to score (default test; train is IN-SAMPLE for a "
+                             "model trained on those recordings, and the report says so)")
     parser.add_argument("--limit", type=int, default=0, help="first N recordings only")
     parser.add_argument("--bootstrap", type=int, default=1000, help="patient resamples")
     parser.add_argument("--condition", choices=sorted(CONDITIONS), default="clean",
@@ -414,7 +483,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--fit-rule needs --run; an exported model carries its fitted rule "
                      "(steth-export --verdict-only)")
     common = dict(limit=args.limit, n_boot=args.bootstrap, transform=CONDITIONS[args.condition],
-                  condition=args.condition, show_progress=not args.no_progress)
+                  condition=args.condition, show_progress=not args.no_progress,
+                  icbhi_split=args.icbhi_split)
     try:
         if args.run is not None:
             report = run_torch(args.run, args.data, args.split, seed=args.seed,
@@ -425,6 +495,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"steth-bench: {exc}", file=sys.stderr)
         return 2
     print_table(report["results"], report["meta"])
+    if report["per_device"]:
+        in_sample = " — ICBHI rows IN-SAMPLE" if report["meta"]["icbhi_in_sample"] else ""
+        print_device_table(report["per_device"], "4-class cycle findings per data set and "
+                                                 f"stethoscope (ICBHI Score){in_sample}")
     text = json.dumps(report, indent=2)
     out = args.json
     if out is None and args.run is not None:  # next to the run, where models.compare looks

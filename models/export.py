@@ -165,7 +165,13 @@ def manifest_fields(cfg: TrainConfig, precision: str, temps: dict[str, float],
     }
 
 
-def export_run(cfg: TrainConfig, data_root: Path, out_dir: Path) -> list[Path]:
+def export_run(cfg: TrainConfig, data_root: Path, out_dir: Path,
+               checkpoint_dir: Path = TRAINING_OUTPUTS) -> list[Path]:
+    """Fit temperatures and thresholds on the run's validation split; write fp32 and int8.
+
+    The model files and manifests go to ``out_dir`` (the runtime's assets by default), the
+    torch weights they came from to ``checkpoint_dir`` (training outputs).
+    """
     run = run_dir(cfg)
     model = BreathNet(cfg.net)
     model.load_state_dict(torch.load(run / "best_model.pt", weights_only=True))
@@ -192,7 +198,8 @@ def export_run(cfg: TrainConfig, data_root: Path, out_dir: Path) -> list[Path]:
     write_manifest(int8, manifest_fields(cfg, "int8", temps, thresholds, ece, val_scores,
                                          n_params))
     # The exported weights as a torch state dict, so tests can hold every export to them.
-    shutil.copyfile(run / "best_model.pt", TRAINING_OUTPUTS / f"{cfg.name}.pt")
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(run / "best_model.pt", checkpoint_dir / f"{cfg.name}.pt")
     return [fp32, int8]
 
 

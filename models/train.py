@@ -34,6 +34,7 @@ from steth.models.chain_augment import add_gain_and_noise
 from steth.models.data import IGNORE, Sample, SampleSet, build_sample_set, split_train_validation
 from steth.models.datasets import DataError, default_data_root, load_icbhi, load_sprsound
 from steth.models.feature_cache import FrontEnd, default_cache_root
+from steth.models.folds import fold_name, fold_training_recordings
 from steth.models.metrics import task_scores, to_task_label
 from steth.models.nets import BreathNetConfig
 from steth.models.zoo import ZooError, build_net, frontend_config, net_config
@@ -52,6 +53,9 @@ class TrainConfig:
     val_fraction: float = 0.15
     threads: int = 2
     use_icbhi: bool = True
+    # Leave-one-device-out: "" trains on everything; an ICBHI device name drops every patient
+    # with any recording under it; "*" drops all of ICBHI (see models/lodo.py).
+    hold_out_device: str = ""
     max_samples_per_epoch: int = 0  # 0 = one pass over the training samples
     max_recordings: int = 0  # 0 = all; a small number for smoke tests
     subtype_weight: float = 0.5
@@ -350,13 +354,17 @@ def event_scores(samples: list[Sample], preds: list[CyclePrediction],
 
 
 def run_dir(cfg: TrainConfig) -> Path:
-    return default_cache_root() / "runs" / cfg.name / f"seed{cfg.seed}"
+    base = default_cache_root() / "runs" / cfg.name
+    if cfg.hold_out_device:
+        base = base / f"without-{fold_name(cfg.hold_out_device)}"
+    return base / f"seed{cfg.seed}"
 
 
 def load_data(cfg: TrainConfig, data_root: Path) -> tuple[SampleSet, SampleSet]:
     recordings = load_sprsound(data_root, "train")
     if cfg.use_icbhi:
-        recordings += load_icbhi(data_root, "train")
+        recordings += fold_training_recordings(load_icbhi(data_root, "train"),
+                                               cfg.hold_out_device)
     if cfg.max_recordings:
         rng = np.random.default_rng(cfg.seed)
         recordings = [recordings[i] for i in sorted(rng.choice(len(recordings),

@@ -1,0 +1,196 @@
+"""``steth-lodo``: leave-one-device-out training and scoring of one recipe.
+
+For each ICBHI stethoscope in the data folder, a fold trains on SPRSound train plus the ICBHI
+recordings of patients who never used that device, and scores the held-out device's
+recordings; the ``*`` fold trains on SPRSound alone and scores every ICBHI recording (see
+:mod:`steth.models.folds`). Everything a fold fits — weights, checkpoint choice (validation
+mean of tasks 1-1/1-2), temperatures and thresholds (``steth-export``'s fit) — comes from that
+fold's own patient-disjoint validation split of its own training data.
+
+Each step is resumable: training resumes from ``last.pt``, a finished export or score is
+kept. Run folds as separate background lanes, one thread each::
+
+    nohup steth-lodo models/configs/breathnet.toml --folds AKGC417L LittC2SE > lane1.log &
+    nohup steth-lodo models/configs/breathnet.toml --folds Meditron '*' > lane2.log &
+    steth-lodo models/configs/breathnet.toml --report --json docs/lodo/breathnet.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+from steth.edge.features import FeatureConfig
+from steth.edge.infer import CycleModel, ModelError
+from steth.models.benchmark import Collected, device_rows, score_icbhi
+from steth.models.datasets import DataError, default_data_root, load_icbhi
+from steth.models.folds import ALL_ICBHI, Fold, build_folds
+from steth.models.train import TrainConfig, run_dir
+
+FOLD_REPORT = "lodo.json"
+
+
+def fold_config(cfg: TrainConfig, fold: Fold) -> TrainConfig:
+    return dataclasses.replace(cfg, hold_out_device=fold.held_out)
+
+
+def fold_model(cfg: TrainConfig) -> Path:
+    return run_dir(cfg) / "export" / f"{cfg.name}.int8.onnx"
+
+
+def train_fold(cfg: TrainConfig, data_root: Path) -> None:
+    from steth.models.export import export_run
+    from steth.models.train import train
+
+    run = train(cfg, data_root, progress=False)
+    model = fold_model(cfg)
+    best = run / "best_model.pt"
+    if model.is_file() and model.stat().st_mtime >= best.stat().st_mtime:
+        return
+    export_run(cfg, data_root, model.parent, checkpoint_dir=model.parent)
+
+
+def score_fold(cfg: TrainConfig, fold: Fold, n_boot: int) -> dict:
+    """The held-out device's cycles scored by the fold's int8 model (one row per device)."""
+    model = CycleModel(fold_model(cfg), expected_feature_hash=FeatureConfig().hash(), threads=1)
+    collected = Collected()
+    score_icbhi(model, list(fold.test), collected, lambda: None)
+    trained = {r.patient for r in fold.train}
+    scored = {r.patient for r in fold.test}
+    assert not trained & scored, "a held-out patient trained in its own fold"
+    return {"fold": fold.name, "held_out": fold.held_out, "model": str(fold_model(cfg)),
+            "thresholds": model.thresholds, "version": model.manifest.version,
+            "training_icbhi_patients": sorted(trained), "rows": device_rows(
+                collected.by_device, n_boot),
+            "items": [list(i) for i in collected.by_device.get(("icbhi", fold.held_out), [])]
+            if fold.held_out != ALL_ICBHI else [],
+            "epochs": cfg.epochs, "seed": cfg.seed}
+
+
+def run_folds(cfg: TrainConfig, folds: list[Fold], data_root: Path, n_boot: int) -> None:
+    for fold in folds:
+        fcfg = fold_config(cfg, fold)
+        start = time.process_time()
+        print(f"[{fold.name}] training on SPRSound + {len(fold.train)} ICBHI recordings, "
+              f"scoring {len(fold.test)}", flush=True)
+        train_fold(fcfg, data_root)
+        report = score_fold(fcfg, fold, n_boot)
+        (run_dir(fcfg) / FOLD_REPORT).write_text(json.dumps(report, indent=2) + "\n")
+        for row in report["rows"]:
+            print(f"[{fold.name}] {row['device']}: Score {row['score']:.3f} SE {row['se']:.3f} "
+                  f"SP {row['sp']:.3f} ({time.process_time() - start:.0f} s CPU)", flush=True)
+
+
+def pooled_row(reports: list[dict], n_boot: int) -> dict | None:
+    """The device folds' held-out cycles pooled (the SPRSound-only fold is not in it)."""
+    collected = Collected()
+    for report in reports:
+        for patient, true, pred in report["items"]:
+            collected.by_device.setdefault(("icbhi", "pooled held-out devices"), []).append(
+                (patient, true, pred))
+    rows = device_rows(collected.by_device, n_boot)
+    return rows[0] if rows else None
+
+
+def summary(cfg: TrainConfig, folds: list[Fold], n_boot: int) -> dict:
+    reports, missing = [], []
+    for fold in folds:
+        path = run_dir(fold_config(cfg, fold)) / FOLD_REPORT
+        if path.is_file():
+            reports.append(json.loads(path.read_text()))
+        else:
+            missing.append(fold.name)
+    table = [{"fold": r["fold"], **row} for r in reports for row in r["rows"]]
+    device_reports = [r for r in reports if r["held_out"] != ALL_ICBHI]
+    pooled = pooled_row(device_reports, n_boot)
+    scores = [row["score"] for r in device_reports for row in r["rows"]]
+    return {"recipe": cfg.name, "version": cfg.version, "seed": cfg.seed,
+            "epochs": cfg.epochs, "folds": table, "pooled": pooled,
+            "mean_device_score": sum(scores) / len(scores) if scores else None,
+            "missing_folds": missing,
+            "protocol": "train on SPRSound train + ICBHI patients who never used the held-out "
+                        "device; checkpoint, temperatures and thresholds from the fold's "
+                        "own validation split; held-out device's cycles scored with the "
+                        "fold's int8 model"}
+
+
+def print_summary(result: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"leave-one-device-out: {result['recipe']} {result['version']} "
+                        f"seed {result['seed']} ({result['epochs']} passes)")
+    for col in ("fold", "device", "patients", "cycles", "SE", "SP", "Score", "95% CI",
+                "all-Normal"):
+        table.add_column(col, justify="left" if col in ("fold", "device") else "right")
+    rows = result["folds"] + ([{"fold": "pooled", **result["pooled"]}] if result["pooled"]
+                              else [])
+    for r in rows:
+        ci = r["ci95"]
+        table.add_row(r["fold"], r["device"], str(r["patients"]), str(r["cycles"]),
+                      f"{r['se']:.3f}", f"{r['sp']:.3f}", f"{r['score']:.3f}",
+                      f"{ci[0]:.3f}–{ci[1]:.3f}", f"{r['all_normal_score']:.3f}")
+    console = Console(width=120)
+    console.print(table)
+    if result["mean_device_score"] is not None:
+        console.print(f"mean over held-out devices {result['mean_device_score']:.3f}")
+    if result["missing_folds"]:
+        console.print(f"not run yet: {', '.join(result['missing_folds'])}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="steth-lodo",
+        description="Leave-one-device-out: train a recipe once per held-out ICBHI "
+                    "stethoscope (plus once on SPRSound alone) and score the device it never "
+                    "heard. Resumable; run folds as separate background lanes.",
+        epilog="folds: the ICBHI device names in the data folder (e.g. AKGC417L LittC2SE "
+               "Meditron) and '*' (SPRSound only, scored on all ICBHI recordings)")
+    parser.add_argument("config", type=Path, help="training recipe, e.g. "
+                                                  "models/configs/breathnet.toml")
+    parser.add_argument("--folds", nargs="+", metavar="DEVICE",
+                        help="train and score only these folds (default: all)")
+    parser.add_argument("--report", action="store_true",
+                        help="train nothing: print the table of the folds already scored")
+    parser.add_argument("--seed", type=int, help="override the recipe's seed")
+    parser.add_argument("--data", type=Path, default=default_data_root(),
+                        help="data root (default: $STETH_DATA or ../shared/data)")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="patient resamples")
+    parser.add_argument("--json", type=Path, help="also write the summary here")
+    args = parser.parse_args(argv)
+    try:
+        cfg = TrainConfig.from_toml(args.config)
+    except (OSError, ValueError, TypeError) as exc:
+        print(f"steth-lodo: cannot read config {args.config}: {exc}", file=sys.stderr)
+        return 2
+    if args.seed is not None:
+        cfg.seed = args.seed
+    try:
+        folds = build_folds(load_icbhi(args.data, "train"))
+        names = {f.held_out for f in folds}
+        unknown = sorted(set(args.folds or []) - names)
+        if unknown:
+            print(f"steth-lodo: no fold {', '.join(unknown)}; choose from "
+                  f"{', '.join(sorted(names))}", file=sys.stderr)
+            return 2
+        if not args.report:
+            chosen = [f for f in folds if args.folds is None or f.held_out in args.folds]
+            run_folds(cfg, chosen, args.data, args.bootstrap)
+    except (DataError, ModelError) as exc:
+        print(f"steth-lodo: {exc}", file=sys.stderr)
+        return 2
+    result = summary(cfg, folds, args.bootstrap)
+    print_summary(result)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"results: {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
