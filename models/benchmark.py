@@ -1,4 +1,4 @@
-"""Score a model on a test split (``steth-bench``): the numbers every issue quotes.
+"""Score a model on a test split (``steth-bench``): the numbers every result quotes.
 
 The model is an exported ONNX/TFLite file (:class:`edge.infer.CycleModel`) or a trained run
 (``--run CONFIG``: the run's ``best_model.pt`` in PyTorch, through :class:`TorchCycleModel`,

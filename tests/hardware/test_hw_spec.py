@@ -18,7 +18,7 @@ def test_spec_matches_the_fixed_hardware_interfaces():
 
 
 def test_spec_limits_are_the_issue_limits():
-    # Issue 9: 60 Hz within 1 dB, flat 60-2000 Hz within 1 dB, >= 40 dB down at 6 kHz.
+    # The front-end spec: 60 Hz within 1 dB, flat 60-2000 Hz within 1 dB, >= 40 dB down at 6 kHz.
     assert SPEC["highpass"]["max_corner_hz"] <= 60
     assert SPEC["highpass"]["max_loss_at_60hz_db"] <= 1.0
     assert (SPEC["passband"]["low_hz"], SPEC["passband"]["high_hz"]) == (60, 2000)

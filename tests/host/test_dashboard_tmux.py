@@ -1,4 +1,4 @@
-"""Issue 8's acceptance test: the real `edge-run --simulate` dashboard in tmux at 80x24.
+"""The real `edge-run --simulate` dashboard in tmux at 80x24.
 
 The screen is read like a clinician would: the injected crackles appear as Crackle rows
 (the committed model hears the SIMULATED patient's crackles), the CRC counter equals the

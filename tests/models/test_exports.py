@@ -108,7 +108,7 @@ def test_plus_minus_12_db_changes_few_decisions(shared_data):
     assert total >= 40
     # Stated share: at most 20 %. Measured 5 of 42 (12 %) for the committed model: the
     # absolute log floor (1e-8) of the feature config compresses quiet bins at -12 dB. A
-    # floor relative to the signal needs a new feature config and a retrain (issue 7).
+    # floor relative to the signal needs a new feature config and a retrain.
     print(f"gain ±12 dB: {changed} of {total} decisions changed")
     assert changed / total <= MAX_GAIN_DECISION_CHANGES, f"{changed} of {total} changed"
 
