@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import errno
-import io
 import json
 import os
 import re
@@ -38,67 +36,38 @@ import numpy as np
 
 from steth.edge.events import make_mark, make_private_dir
 from steth.host.dashboard import DashboardActions, RecordingStatus
+from steth.host.session_files import (
+    CSV_COLUMNS,
+    CYCLES_CSV,
+    CYCLES_JSONL,
+    EVENTS_JSONL,
+    RAW_AUDIO,
+    RAW_HEADER,
+    SESSION_FILE,
+    SESSION_SCHEMA,
+    TAKE_FILE,
+    LineLog,
+    RecorderError,
+    csv_row,
+    finalize_take,
+    open_private,
+    read_take_audio,
+    take_folders,
+    write_json_atomic,
+)
 
-SESSION_FILE = "session.json"
-RAW_AUDIO = "audio.s16le.part"
-RAW_HEADER = "audio.part.json"
-CYCLES_CSV = "cycles.csv"
-CYCLES_JSONL = "cycles.jsonl"
-EVENTS_JSONL = "events.jsonl"
-TAKE_FILE = "take.json"
-SESSION_SCHEMA = 1
 MARK_SOURCE = "operator-recorder"  # source of the mark events the recorder emits
 MAX_ZERO_FILL_S = 60.0
 RESTART_TOLERANCE_S = 1.0  # an index this far behind means the device restarted
 SPRSOUND_SITES: tuple[str, ...] = ("p1", "p2", "p3", "p4")
 ICBHI_SITES: tuple[str, ...] = ("Tc", "Al", "Ar", "Pl", "Pr", "Ll", "Lr")
 SITE_PRESETS: dict[str, tuple[str, ...]] = {"sprsound": SPRSOUND_SITES, "icbhi": ICBHI_SITES}
-CSV_COLUMNS: tuple[str, ...] = (
-    "id", "start", "end", "offset_s", "duration_s", "wall_start", "finding", "p_crackle",
-    "p_wheeze", "subtype", "quality", "quality_reason", "latency_ms", "breath_rate_bpm",
-)
 DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
 
 Writer = Callable[[int, bytes], int]
 
 
-class RecorderError(RuntimeError):
-    """An expected recording failure, with a one-line message."""
-
-
-# ----------------------------------------------------------------------------- file helpers
-
-def open_private(path: Path, flags: int) -> int:
-    fd = os.open(path, flags | os.O_CREAT, 0o600)
-    os.fchmod(fd, 0o600)
-    return fd
-
-
-def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
-    """Replace ``path`` with ``data`` so a crash leaves either the old or the new file."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = open_private(tmp, os.O_WRONLY | os.O_TRUNC)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=False)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
+# ----------------------------------------------------------------------------- sites
 
 def safe_name(text: str, fallback: str) -> str:
     """A folder-safe token (letters, digits, - and _)."""
@@ -119,33 +88,6 @@ def resolve_sites(sites: str | Sequence[str]) -> tuple[str, ...]:
 
 
 # ----------------------------------------------------------------------------- one take
-
-class LineLog:
-    """An append-only text file (CSV or JSON lines) that survives a kill."""
-
-    def __init__(self, path: Path, header: str | None = None) -> None:
-        new = not path.exists() or path.stat().st_size == 0
-        self._fd = open_private(path, os.O_WRONLY | os.O_APPEND)
-        self.dirty = False
-        if new and header:
-            self.append(header)
-
-    def append(self, line: str) -> None:
-        data = line.encode("utf-8")
-        written = 0
-        while written < len(data):
-            written += os.write(self._fd, data[written:])
-        self.dirty = True
-
-    def sync(self) -> None:
-        if self.dirty:
-            os.fsync(self._fd)
-            self.dirty = False
-
-    def close(self) -> None:
-        self.sync()
-        os.close(self._fd)
-
 
 @dataclass
 class Take:
@@ -273,75 +215,6 @@ class Take:
             "verdict": None if self.verdict is None else {
                 k: self.verdict[k] for k in ("verdict", "cycles", "good_cycles", "counts")},
         }
-
-
-def csv_row(event: Mapping[str, Any], first_index: int | None) -> str:
-    """One CSV line for a cycle event; ``offset_s`` is its start within the take's audio."""
-    offset = None
-    if first_index is not None:
-        offset = round((event["start"] - first_index) / event["rate_hz"], 4)
-    values = {
-        "id": event["id"], "start": event["start"], "end": event["end"], "offset_s": offset,
-        "duration_s": event["duration_s"], "wall_start": event["wall_start"],
-        "finding": event["finding"], "p_crackle": event["p_crackle"],
-        "p_wheeze": event["p_wheeze"], "subtype": event.get("subtype"),
-        "quality": event["quality"]["status"], "quality_reason": event["quality"].get("reason"),
-        "latency_ms": event["latency_ms"], "breath_rate_bpm": event.get("breath_rate_bpm"),
-    }
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow(
-        "" if values[c] is None else values[c] for c in CSV_COLUMNS)
-    return buffer.getvalue()
-
-
-# ----------------------------------------------------------------------------- conversion
-
-def finalize_take(folder: Path, audio_format: str = "flac") -> Path | None:
-    """Convert a take's raw part file to FLAC/WAV (atomically) and remove the part files.
-
-    Safe to call again after a crash at any point: a finished audio file is kept, a
-    half-written temporary one is redone.
-    """
-    import soundfile as sf
-
-    raw, header_path = folder / RAW_AUDIO, folder / RAW_HEADER
-    final = folder / f"audio.{audio_format}"
-    if not raw.exists():
-        return final if final.exists() else None
-    header = json.loads(header_path.read_text(encoding="utf-8"))
-    size = raw.stat().st_size
-    if size % 2:
-        os.truncate(raw, size - 1)  # a kill mid-sample leaves one stray byte
-    tmp = folder / f"audio.tmp.{audio_format}"
-    sub = "PCM_16"
-    with sf.SoundFile(tmp, "w", samplerate=int(header["sample_rate"]), channels=1,
-                      subtype=sub, format=audio_format.upper()) as out, open(raw, "rb") as src:
-        while block := src.read(1 << 20):
-            out.write(np.frombuffer(block, dtype="<i2"))
-    os.chmod(tmp, 0o600)
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, final)
-    _fsync_dir(folder)
-    raw.unlink()
-    header_path.unlink()
-    return final
-
-
-def read_take_audio(folder: Path) -> tuple[np.ndarray, int]:
-    """Return (int16 samples, sample rate) of a take, finished or still a part file."""
-    import soundfile as sf
-
-    for name in ("audio.flac", "audio.wav"):
-        if (folder / name).exists():
-            data, rate = sf.read(folder / name, dtype="int16", always_2d=False)
-            return np.asarray(data, dtype=np.int16), int(rate)
-    if (folder / RAW_AUDIO).exists():
-        header = json.loads((folder / RAW_HEADER).read_text(encoding="utf-8"))
-        raw = (folder / RAW_AUDIO).read_bytes()
-        return np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2").astype(np.int16), int(
-            header["sample_rate"])
-    raise RecorderError(f"{folder} has no audio")
 
 
 # ----------------------------------------------------------------------------- the session
@@ -547,8 +420,8 @@ class Recorder:
     def mark(self, label: str = "") -> str:
         """Bookmark the latest sample; returns a short description."""
         with self._lock:
-            mark = {"index": self._last_index, "label": label, "site": self.site,
-                    "unix": self._wall()}
+            mark: dict[str, Any] = {"index": self._last_index, "label": label,
+                                    "site": self.site, "unix": self._wall()}
             if self._take is not None:
                 self._take.marks.append(mark)
                 self._take.add_event({"recorder_mark": mark})
@@ -747,12 +620,6 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
             if line.strip()]
-
-
-def take_folders(session_dir: Path) -> list[Path]:
-    """The take folders of a session, in recording order."""
-    return sorted(p for p in session_dir.iterdir()
-                  if p.is_dir() and re.fullmatch(r"\d{2,}-[A-Za-z0-9_-]+", p.name))
 
 
 def recover_take(folder: Path, audio_format: str, previous: Mapping[str, Any] | None

@@ -12,14 +12,13 @@ from typing import Any
 import numpy as np
 
 from steth.edge import events as ev
-from steth.host.recorder import (
+from steth.host.session_files import (
     CSV_COLUMNS,
     CYCLES_JSONL,
     SESSION_FILE,
     LineLog,
     RecorderError,
     csv_row,
-    make_private_dir,
     read_take_audio,
     take_folders,
 )
@@ -137,7 +136,7 @@ def reclassify(session_dir: str | Path, classify: Classifier) -> dict[str, dict[
 
 
 def _write_cycles(folder: Path, cycles: list[dict[str, Any]], first_index: int) -> None:
-    make_private_dir(folder)
+    ev.make_private_dir(folder)
     for name in (RECLASSIFIED_CSV, RECLASSIFIED_JSONL):
         (folder / name).unlink(missing_ok=True)
     csv_log = LineLog(folder / RECLASSIFIED_CSV, header=",".join(CSV_COLUMNS) + "\n")

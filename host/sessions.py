@@ -16,13 +16,7 @@ import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from steth.host.recorder import (
-    RAW_AUDIO,
-    SESSION_FILE,
-    RecorderError,
-    recover_session,
-    take_folders,
-)
+from steth.host.recorder import recover_session
 from steth.host.review import (
     Classifier,
     format_session,
@@ -30,6 +24,7 @@ from steth.host.review import (
     reclassify,
     report_take,
 )
+from steth.host.session_files import RAW_AUDIO, SESSION_FILE, RecorderError, take_folders
 
 ROOT_ENV = "STETH_RECORDINGS"
 EXPORTED_FILES = ("audio.flac", "audio.wav", "cycles.csv", "cycles.jsonl", "events.jsonl",

@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 from steth.edge import events as ev
-from steth.host.recorder import Recorder, read_take_audio, recover_session, take_folders
+from steth.host.recorder import Recorder, recover_session
+from steth.host.session_files import read_take_audio, take_folders
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from record_child import CHUNK, GAP_AT, GAP_LEN, RATE, known_signal
@@ -207,7 +208,7 @@ def test_recover_cuts_torn_lines_and_is_idempotent(tmp_path):
 
 @pytest.mark.parametrize("bad", ["", ","])
 def test_empty_site_list_is_a_clear_error(tmp_path, bad):
-    from steth.host.recorder import RecorderError
+    from steth.host.session_files import RecorderError
 
     with pytest.raises(RecorderError, match="no auscultation sites"):
         Recorder(tmp_path, sites=bad)

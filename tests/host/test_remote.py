@@ -27,7 +27,7 @@ from steth.edge.event_server import (
 )
 from steth.host import remote
 from steth.host.dashboard import Dashboard
-from steth.host.recorder import read_take_audio, take_folders
+from steth.host.session_files import read_take_audio, take_folders
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "events"
 TOKEN = "correct-horse-battery-staple-42"

@@ -17,7 +17,8 @@ import pytest
 from steth.edge import events as ev
 from steth.edge.labels import event_to_four_class
 from steth.host import sessions
-from steth.host.recorder import Recorder, take_folders
+from steth.host.recorder import Recorder
+from steth.host.session_files import take_folders
 
 RECORDING = "40801342_4.0_1_p2_898"  # SPRSound test: five annotated fine crackles (DAS)
 
@@ -207,7 +208,7 @@ def test_runtime_modules_do_not_import_matplotlib():
 
 
 def test_recorder_draws_reports_on_close_or_refuses_without_matplotlib(tmp_path, monkeypatch):
-    from steth.host.recorder import RecorderError
+    from steth.host.session_files import RecorderError
 
     recorder = Recorder(tmp_path, sites="p1", make_reports=True)
     tone = (np.sin(np.arange(8000) / 3) * 8000).astype(np.int16)
