@@ -29,7 +29,6 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -44,6 +43,7 @@ from steth.edge.protocol import (
     Frame,
     FrameParser,
     MsgType,
+    Payload,
     ProtocolError,
     Skipped,
     Status,
@@ -537,7 +537,7 @@ class StreamDecoder:
 
     # ------------------------------------------------------------------ messages
 
-    def _dispatch(self, frame: Frame, message: Any, now: float) -> list[DecodedItem]:
+    def _dispatch(self, frame: Frame, message: Payload, now: float) -> list[DecodedItem]:
         if isinstance(message, AudioPcm16 | AudioAdpcm) and self._info is None:
             self._counters.untrusted_audio_frames += 1
             self._reclassify_as_dropped(frame)

@@ -147,7 +147,7 @@ def write_new_token(path: str | Path) -> str:
     return token
 
 
-def tokens_match(expected: str, presented: Any) -> bool:
+def tokens_match(expected: str, presented: object) -> bool:
     """Constant-time comparison (no early exit that leaks how many characters matched)."""
     if not isinstance(presented, str):
         return False

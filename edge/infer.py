@@ -172,7 +172,8 @@ TFLITE_OUTPUTS = ("findings", "subtype", "quality")
 
 def _named_outputs(path: Path, interpreter: Any) -> dict[str, dict]:
     """Output details keyed by output name (signature names first, then tensor names)."""
-    signatures = getattr(interpreter, "get_signature_list", dict)()
+    signatures: dict[str, dict[str, list[str]]] = getattr(
+        interpreter, "get_signature_list", dict)()
     if len(signatures) == 1:
         runner = interpreter.get_signature_runner(next(iter(signatures)))
         outputs = dict(runner.get_output_details())
@@ -211,7 +212,7 @@ def _tflite_interpreter() -> type:
     except ImportError:
         pass
     try:
-        from tflite_runtime.interpreter import Interpreter  # type: ignore[no-redef]
+        from tflite_runtime.interpreter import Interpreter
         return Interpreter
     except ImportError as exc:
         raise ModelError("no TFLite runtime: pip install 'lungsound-steth[tflite]' "
