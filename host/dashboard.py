@@ -25,7 +25,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from rich import box
 from rich.console import Console, Group
@@ -34,6 +34,8 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
+
+_Result = TypeVar("_Result")  # what a key's action returns, and its describer takes
 
 INTENDED_USE = ("Decision aid: reports auscultation findings to support a clinician; "
                 "not a diagnosis.")
@@ -526,12 +528,12 @@ class Dashboard:
         elif key == "n":
             self._call(actions.next_site, "sites", lambda site: f"next site: {site}")
 
-    def _on_toggled(self, recording: Any) -> str:
+    def _on_toggled(self, recording: bool) -> str:
         self.state.recording.recording = bool(recording)
         return "recording started" if recording else "recording stopped"
 
-    def _call(self, action: Callable[[], Any] | None, what: str,
-              describe: Callable[[Any], str]) -> None:
+    def _call(self, action: Callable[[], _Result] | None, what: str,
+              describe: Callable[[_Result], str]) -> None:
         if action is None:
             self.state.notice = f"{what} not available in this console"
             return

@@ -17,7 +17,7 @@ import os
 import queue
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def pump(client: Any, events: queue.Queue[dict[str, Any] | None],
+def pump(client: Iterable[dict[str, Any]], events: queue.Queue[dict[str, Any] | None],
          recorder: Recorder | None, listener: Listener | None, stop: threading.Event) -> None:
     """Move events from the stream into the dashboard queue, recorder and listener.
 
