@@ -28,7 +28,6 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,6 @@ import numpy as np
 from steth.edge.events import make_mark, make_private_dir
 from steth.host.dashboard import DashboardActions, RecordingStatus
 from steth.host.session_files import (
-    CSV_COLUMNS,
     CYCLES_CSV,
     CYCLES_JSONL,
     EVENTS_JSONL,
@@ -46,25 +44,20 @@ from steth.host.session_files import (
     SESSION_FILE,
     SESSION_SCHEMA,
     TAKE_FILE,
-    LineLog,
     RecorderError,
-    csv_row,
     finalize_take,
-    open_private,
     read_take_audio,
     take_folders,
     write_json_atomic,
 )
+from steth.host.take import Take, Writer
 
 MARK_SOURCE = "operator-recorder"  # source of the mark events the recorder emits
-MAX_ZERO_FILL_S = 60.0
-RESTART_TOLERANCE_S = 1.0  # an index this far behind means the device restarted
 SPRSOUND_SITES: tuple[str, ...] = ("p1", "p2", "p3", "p4")
 ICBHI_SITES: tuple[str, ...] = ("Tc", "Al", "Ar", "Pl", "Pr", "Ll", "Lr")
 SITE_PRESETS: dict[str, tuple[str, ...]] = {"sprsound": SPRSOUND_SITES, "icbhi": ICBHI_SITES}
 DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
 
-Writer = Callable[[int, bytes], int]
 
 
 # ----------------------------------------------------------------------------- sites
@@ -85,136 +78,6 @@ def resolve_sites(sites: str | Sequence[str]) -> tuple[str, ...]:
     if not resolved:
         raise RecorderError("no auscultation sites given (e.g. --sites sprsound or p1,p2)")
     return resolved
-
-
-# ----------------------------------------------------------------------------- one take
-
-@dataclass
-class Take:
-    """One continuous recording at one site (a folder of the session)."""
-
-    folder: Path
-    site: str
-    number: int
-    started_unix: float
-    started_monotonic: float
-    write: Writer
-    sample_rate: int | None = None
-    first_index: int | None = None
-    next_index: int | None = None
-    gaps: list[dict[str, Any]] = field(default_factory=list)
-    marks: list[dict[str, Any]] = field(default_factory=list)
-    cycles: int = 0
-    verdict: dict[str, Any] | None = None
-    state: str = "recording"
-    _audio_fd: int | None = None
-    _audio_dirty: bool = False
-    _written_bytes: int = 0
-
-    def open(self) -> None:
-        make_private_dir(self.folder)
-        self.cycles_csv = LineLog(self.folder / CYCLES_CSV, header=",".join(CSV_COLUMNS) + "\n")
-        self.cycles_jsonl = LineLog(self.folder / CYCLES_JSONL)
-        self.events = LineLog(self.folder / EVENTS_JSONL)
-
-    # -------------------------------------------------------------- audio
-
-    def append_audio(self, start_index: int, samples: np.ndarray, sample_rate: int) -> str:
-        """Append samples; returns "ok", or "new-take" when they cannot continue this take."""
-        if self.sample_rate is None:
-            self._begin_audio(start_index, sample_rate)
-        elif sample_rate != self.sample_rate:
-            return "new-take"
-        assert self.next_index is not None and self.sample_rate is not None
-        lost = start_index - self.next_index
-        if lost > MAX_ZERO_FILL_S * self.sample_rate:
-            return "new-take"
-        assert self.first_index is not None
-        if lost < -RESTART_TOLERANCE_S * self.sample_rate or start_index < self.first_index:
-            return "new-take"  # the device's index went back: it restarted
-        if lost > 0:
-            self._fill_gap(lost)
-        elif lost < 0:
-            samples = samples[-lost:]  # overlap with what we have: keep only the new tail
-            if samples.size == 0:
-                return "ok"
-        self._write_samples(samples)
-        return "ok"
-
-    def _begin_audio(self, start_index: int, sample_rate: int) -> None:
-        self.sample_rate = int(sample_rate)
-        self.first_index = self.next_index = int(start_index)
-        write_json_atomic(self.folder / RAW_HEADER, {
-            "format": "s16le", "channels": 1, "sample_rate": self.sample_rate,
-            "first_index": self.first_index, "site": self.site,
-            "started_unix": self.started_unix})
-        self._audio_fd = open_private(self.folder / RAW_AUDIO, os.O_WRONLY | os.O_APPEND)
-
-    def _fill_gap(self, lost: int) -> None:
-        assert self.next_index is not None
-        gap = {"at_index": self.next_index, "lost_samples": int(lost), "filled": "zeros"}
-        self.gaps.append(gap)
-        self.events.append(json.dumps({"recorder_gap": gap}) + "\n")
-        self._write_samples(np.zeros(lost, dtype=np.int16))
-
-    def _write_samples(self, samples: np.ndarray) -> None:
-        assert self._audio_fd is not None and self.next_index is not None
-        data = np.ascontiguousarray(samples, dtype="<i2").tobytes()
-        written = 0
-        try:
-            while written < len(data):
-                written += self.write(self._audio_fd, data[written:])
-        finally:
-            self._written_bytes += written
-            self._audio_dirty = self._audio_dirty or written > 0
-            if written % 2:  # never leave half a sample behind a failed write
-                os.ftruncate(self._audio_fd, self._written_bytes - 1)
-                self._written_bytes -= 1
-                written -= 1
-            self.next_index += written // 2
-
-    @property
-    def samples(self) -> int:
-        return self._written_bytes // 2
-
-    # -------------------------------------------------------------- events
-
-    def add_cycle(self, event: Mapping[str, Any]) -> None:
-        self.cycles_jsonl.append(json.dumps(event, separators=(",", ":")) + "\n")
-        self.cycles_csv.append(csv_row(event, self.first_index))
-        self.cycles += 1
-
-    def add_event(self, event: Mapping[str, Any]) -> None:
-        self.events.append(json.dumps(event, separators=(",", ":")) + "\n")
-        if event.get("type") == "verdict":
-            self.verdict = dict(event)
-
-    def sync(self) -> None:
-        if self._audio_fd is not None and self._audio_dirty:
-            os.fsync(self._audio_fd)
-            self._audio_dirty = False
-        for log in (self.cycles_csv, self.cycles_jsonl, self.events):
-            log.sync()
-
-    def close_files(self) -> None:
-        self.sync()
-        if self._audio_fd is not None:
-            os.close(self._audio_fd)
-            self._audio_fd = None
-        for log in (self.cycles_csv, self.cycles_jsonl, self.events):
-            log.close()
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "folder": self.folder.name, "site": self.site, "number": self.number,
-            "state": self.state, "started_unix": self.started_unix,
-            "started_monotonic": self.started_monotonic, "sample_rate": self.sample_rate,
-            "first_index": self.first_index, "samples": self.samples,
-            "duration_s": (self.samples / self.sample_rate) if self.sample_rate else 0.0,
-            "gaps": self.gaps, "marks": self.marks, "cycles": self.cycles,
-            "verdict": None if self.verdict is None else {
-                k: self.verdict[k] for k in ("verdict", "cycles", "good_cycles", "counts")},
-        }
 
 
 # ----------------------------------------------------------------------------- the session
