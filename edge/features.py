@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 
 import numpy as np
 
 from steth.edge.filter import FilterChain, FilterConfig
+from steth.edge.normalise import ChannelNormaliser, NormConfig
 
 FEATURE_PIPELINE_VERSION = 1
 
@@ -48,15 +49,29 @@ class FeatureConfig(Framing):
     fmax_hz: float = 2000.0
     log_floor: float = 1e-8
     version: int = FEATURE_PIPELINE_VERSION
+    # Causal channel normalisation of the classifier's frames (edge/normalise.py). The
+    # breath-cycle detector reads the frames before it (it has its own running mean).
+    norm: NormConfig = field(default_factory=NormConfig)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        if self.norm == NormConfig():
+            # Without normalisation the dictionary, and so the hash, is what it was before
+            # the field existed: models exported then still load.
+            del data["norm"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> FeatureConfig:
         data = dict(data)
         data["filter"] = FilterConfig(**data.get("filter", {}))
+        data["norm"] = NormConfig(**data.get("norm", {}))
         return cls(**data)
+
+    @property
+    def unnormalised(self) -> FeatureConfig:
+        """The same log-mel without channel normalisation (what the detector reads)."""
+        return replace(self, norm=NormConfig())
 
     def hash(self) -> str:
         """A short, stable hash of the configuration (first 16 hex digits of SHA-256)."""
@@ -114,6 +129,11 @@ class FeatureExtractor:
         self.mel = mel_filterbank(c.sample_rate, c.n_fft, c.n_mels, c.fmin_hz, c.fmax_hz)
         self.pending = np.zeros(c.n_fft - c.hop, dtype=np.float64)  # zeros before the start
         self.frames_out = 0
+        self.normaliser = ChannelNormaliser(c.norm, c.frames_per_second, c.log_floor)
+
+    def normalise(self, logmel: np.ndarray) -> np.ndarray:
+        """The classifier's frames: :meth:`push`'s log-mel through the channel normaliser."""
+        return self.normaliser.push(logmel)
 
     def push(self, raw: np.ndarray) -> np.ndarray:
         """Filter a block of float audio (±1 full scale); return new frames ``(n, n_mels)``."""
@@ -149,8 +169,13 @@ def float_to_pcm16(audio: np.ndarray) -> np.ndarray:
 
 def recording_features(audio: np.ndarray, sample_rate: int,
                        config: FeatureConfig | None = None) -> np.ndarray:
-    """Log-mel frames of a whole recording, through the same streaming path as the edge."""
-    return FeatureExtractor(sample_rate, config).push(audio)
+    """The classifier's frames of a whole recording, through the same path as the edge.
+
+    Log-mel, then the config's channel normalisation run from the first frame (a no-op when
+    the config has none).
+    """
+    extractor = FeatureExtractor(sample_rate, config)
+    return extractor.normalise(extractor.push(audio))
 
 
 def frame_range(start_s: float, end_s: float, config: FeatureConfig) -> tuple[int, int]:

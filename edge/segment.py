@@ -81,8 +81,13 @@ def _sha256(path: Path) -> str:
 
 
 def without_mains_notch(features: FeatureConfig) -> FeatureConfig:
-    """The optional mains notch only removes interference; weights hold for either setting."""
-    return replace(features, filter=replace(features.filter, mains_hz=0.0))
+    """The log-mel the detector's weights are pinned to.
+
+    The optional mains notch only removes interference, so weights hold for either setting;
+    the classifier's channel normalisation comes after the detector's input.
+    """
+    unnormalised = features.unnormalised
+    return replace(unnormalised, filter=replace(unnormalised.filter, mains_hz=0.0))
 
 
 def load_weights(path: Path, features: FeatureConfig) -> tuple[dict[str, np.ndarray], dict]:

@@ -370,7 +370,8 @@ def run(model_path: Path, data_root: Path, split: str, *, limit: int = 0, n_boot
         transform: AudioTransform | None = None, condition: str = "clean",
         show_progress: bool = True, icbhi_split: str = "test") -> dict:
     """Score an exported model file (ONNX/TFLite with its manifest)."""
-    model = CycleModel(model_path, expected_feature_hash=FeatureConfig().hash(), threads=1)
+    # The features are the manifest's own (its hash is checked against it on load).
+    model = CycleModel(model_path, threads=1)
     report = score(model, data_root, split, limit=limit, n_boot=n_boot, transform=transform,
                    condition=condition, show_progress=show_progress, icbhi_split=icbhi_split)
     size = model_size(model_path)

@@ -57,6 +57,8 @@ def add_gain_and_noise(x: np.ndarray, rng: np.random.Generator, spec: dict,
         low, high = noise_range
         sigma2 = 10.0 ** (rng.uniform(low, high) / 10.0)
         bank = white_noise_mel_power(config)
+        if bank.shape[0] < x.shape[0]:  # a whole long recording: repeat the noise bank
+            bank = np.tile(bank, (-(-x.shape[0] // bank.shape[0]), 1))
         start = int(rng.integers(0, bank.shape[0] - x.shape[0] + 1))
         power += sigma2 * bank[start:start + x.shape[0]]
     return np.log(power + config.log_floor).astype(np.float32)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from steth.edge.features import frame_range
+from steth.edge.features import FeatureConfig, frame_range
 from steth.edge.labels import EVENT_CLASSES, POOR_QUALITY
 from steth.models.datasets import ICBHI_SHARED_PATIENTS, Recording
 from steth.models.feature_cache import FrontEnd, cached_features
@@ -91,15 +91,23 @@ class SampleSet:
     recordings: list[Recording]
     features: list[np.ndarray]
     samples: list[Sample]
+    # Log-mel before channel normalisation, kept when training re-runs the front end's
+    # second half on a simulated device (models/device_augment.py).
+    raw: list[np.ndarray] | None = None
 
     def frames(self, sample: Sample) -> np.ndarray:
         return self.features[sample.rec_index][sample.first:sample.last]
 
 
 def build_sample_set(recordings: Sequence[Recording], config: FrontEnd, window: int,
-                     cache_root: Path | None = None) -> SampleSet:
+                     cache_root: Path | None = None, keep_raw: bool = False) -> SampleSet:
     features = [cached_features(r, config, cache_root) for r in recordings]
     samples: list[Sample] = []
     for i, (rec, frames) in enumerate(zip(recordings, features, strict=True)):
         samples.extend(samples_for(i, rec, frames.shape[0], config, window))
-    return SampleSet(list(recordings), features, samples)
+    raw = None
+    if keep_raw:
+        if not isinstance(config, FeatureConfig):
+            raise ValueError("device augmentation needs the log-mel front end")
+        raw = [cached_features(r, config.unnormalised, cache_root) for r in recordings]
+    return SampleSet(list(recordings), features, samples, raw)

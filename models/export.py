@@ -133,10 +133,19 @@ def quantize_int8(fp32: Path, int8: Path, calibration: np.ndarray) -> None:
     prepared.unlink()
 
 
+def log_mel_config(cfg: TrainConfig) -> FeatureConfig:
+    """The recipe's front end, which must be the edge's log-mel (with any normalisation)."""
+    feat = cfg.feature_config()
+    if not isinstance(feat, FeatureConfig):
+        raise ModelError(f"{cfg.name}: only log-mel recipes export to the edge, not "
+                         f"{cfg.frontend!r}")
+    return feat
+
+
 def manifest_fields(cfg: TrainConfig, precision: str, temps: dict[str, float],
                     thresholds: dict[str, float], ece: dict[str, float],
                     val_scores: dict[str, float], n_params: int) -> dict:
-    feat = FeatureConfig()
+    feat = log_mel_config(cfg)
     return {
         "name": cfg.name,
         "version": f"{cfg.version}+seed{cfg.seed}",
@@ -185,7 +194,7 @@ def export_run(cfg: TrainConfig, data_root: Path, out_dir: Path,
     out_dir.mkdir(parents=True, exist_ok=True)
     n_params = sum(p.numel() for p in model.parameters())
     fp32 = out_dir / f"{cfg.name}.fp32.onnx"
-    export_onnx(model, fp32, cfg.window, FeatureConfig().n_mels)
+    export_onnx(model, fp32, cfg.window, log_mel_config(cfg).n_mels)
     write_manifest(fp32, manifest_fields(cfg, "fp32", temps, thresholds, ece, val_scores,
                                          n_params))
     rng = np.random.default_rng(cfg.seed)
@@ -206,8 +215,9 @@ def export_run(cfg: TrainConfig, data_root: Path, out_dir: Path,
 def refit_verdict_rule(cfg: TrainConfig, data_root: Path, out_dir: Path) -> list[Path]:
     """Fit the record rule on the SPRSound validation records with the exported int8 model."""
     int8 = out_dir / f"{cfg.name}.int8.onnx"
-    model = CycleModel(int8, expected_feature_hash=FeatureConfig().hash(), threads=1)
-    rule, scores, default, n = fit_rule_on_validation(model, FeatureConfig(), data_root,
+    feat = log_mel_config(cfg)
+    model = CycleModel(int8, expected_feature_hash=feat.hash(), threads=1)
+    rule, scores, default, n = fit_rule_on_validation(model, feat, data_root,
                                                       cfg.val_fraction, cfg.seed)
     print(f"verdict rule on {n} validation records: {rule.to_dict()} "
           f"2-1 {scores['2-1']:.3f} 2-2 {scores['2-2']:.3f} "

@@ -20,6 +20,7 @@ from typing import Protocol
 import numpy as np
 
 from steth.edge.features import FeatureConfig, recording_features
+from steth.edge.normalise import normalise_recording
 from steth.models.datasets import DataError, Recording, default_data_root, load_audio
 
 
@@ -42,7 +43,16 @@ def cache_path(rec: Recording, config: FrontEnd, root: Path | None = None) -> Pa
 
 
 def compute_features(rec: Recording, config: FrontEnd) -> np.ndarray:
-    """Frames (T, F) or (T, F, C) of a whole recording through ``config``'s front end."""
+    """Frames (T, F) or (T, F, C) of a whole recording through ``config``'s front end.
+
+    Channel-normalised log-mel is the cached log-mel of the same recording through
+    :func:`edge.normalise.normalise_recording`, the second half of
+    :func:`edge.features.recording_features`: the same numbers without decoding it again.
+    """
+    if isinstance(config, FeatureConfig) and config.norm.kind != "none":
+        raw = cached_features(rec, config.unnormalised)
+        return normalise_recording(raw, config.norm, config.frames_per_second,
+                                   config.log_floor)
     audio, rate = load_audio(rec.audio_path)
     compute = getattr(config, "compute", None)
     if compute is not None:

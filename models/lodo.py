@@ -24,7 +24,6 @@ import sys
 import time
 from pathlib import Path
 
-from steth.edge.features import FeatureConfig
 from steth.edge.infer import CycleModel, ModelError
 from steth.models.benchmark import Collected, device_rows, score_icbhi
 from steth.models.datasets import DataError, default_data_root, load_icbhi
@@ -56,7 +55,8 @@ def train_fold(cfg: TrainConfig, data_root: Path) -> None:
 
 def score_fold(cfg: TrainConfig, fold: Fold, n_boot: int) -> dict:
     """The held-out device's cycles scored by the fold's int8 model (one row per device)."""
-    model = CycleModel(fold_model(cfg), expected_feature_hash=FeatureConfig().hash(), threads=1)
+    model = CycleModel(fold_model(cfg), expected_feature_hash=cfg.feature_config().hash(),
+                       threads=1)
     collected = Collected()
     score_icbhi(model, list(fold.test), collected, lambda: None)
     trained = {r.patient for r in fold.train}

@@ -30,9 +30,11 @@ from torch.nn import functional as F
 
 from steth.edge.infer import CyclePrediction, cycle_windows, fit_window, sigmoid, softmax
 from steth.edge.labels import EVENT_CLASSES, four_class_index
+from steth.edge.normalise import normalise_recording
 from steth.models.chain_augment import add_gain_and_noise
 from steth.models.data import IGNORE, Sample, SampleSet, build_sample_set, split_train_validation
 from steth.models.datasets import DataError, default_data_root, load_icbhi, load_sprsound
+from steth.models.device_augment import simulate_device
 from steth.models.feature_cache import FrontEnd, default_cache_root
 from steth.models.folds import fold_name, fold_training_recordings
 from steth.models.metrics import task_scores, to_task_label
@@ -70,6 +72,10 @@ class TrainConfig:
     mixup_alpha: float = 0.0  # > 0: mixup, soft targets, KL on the subtype softmax
     augment: dict = field(default_factory=lambda: {"time_mask": 16, "freq_mask": 8,
                                                    "eq_db": 6.0})
+    # Another stethoscope and room per training recording, before the channel normalisation
+    # (models/device_augment.py); empty = off.
+    device_augment: dict = field(default_factory=dict)
+    device_augment_prob: float = 0.8  # share of training windows heard through a device
 
     def __post_init__(self) -> None:
         if self.loss not in ("bce", "focal"):
@@ -108,6 +114,11 @@ def sampling_weights(samples: list[Sample]) -> np.ndarray:
     counts = Counter(keys)
     w = np.array([counts[k] ** -0.5 for k in keys])
     return w / w.sum()
+
+
+def without_chain(spec: dict) -> dict:
+    """The augmentation spec without its gain and noise-floor parts."""
+    return {k: v for k, v in spec.items() if k not in ("gain_db", "noise_dbfs", "noise_prob")}
 
 
 def augment(x: np.ndarray, rng: np.random.Generator, spec: dict) -> np.ndarray:
@@ -167,12 +178,32 @@ def training_window(frames: np.ndarray, window: int, rng: np.random.Generator) -
     return fit_frames(frames, window)
 
 
+def device_frames(s: Sample, subset: SampleSet, cfg: TrainConfig,
+                  rng: np.random.Generator) -> np.ndarray:
+    """A sample's frames as another device would have given them.
+
+    The whole recording goes through a simulated device, then the front end's channel
+    normalisation from its first frame, as the edge runs it; the sample is cut afterwards.
+    """
+    assert subset.raw is not None
+    feat = cfg.feature_config()
+    heard = add_gain_and_noise(subset.raw[s.rec_index], rng, cfg.augment, feat)
+    heard = simulate_device(heard, rng, cfg.device_augment, feat)
+    frames = normalise_recording(heard, feat.norm, feat.frames_per_second, feat.log_floor)
+    return frames[s.first:s.last]
+
+
 def make_batch(batch: list[Sample], subset: SampleSet, cfg: TrainConfig,
                rng: np.random.Generator, train: bool) -> dict[str, torch.Tensor]:
     xs = []
     for s in batch:
-        w = training_window(subset.frames(s), cfg.window, rng)
-        xs.append(augment(w, rng, cfg.augment) if train else w)
+        simulated = (train and subset.raw is not None
+                     and rng.random() < cfg.device_augment_prob)
+        frames = device_frames(s, subset, cfg, rng) if simulated else subset.frames(s)
+        w = training_window(frames, cfg.window, rng)
+        # Gain and noise floor belong before the normalisation; device_frames applied them.
+        spec = without_chain(cfg.augment) if simulated else cfg.augment
+        xs.append(augment(w, rng, spec) if train else w)
     return {
         "x": to_input(np.stack(xs)),  # (B, C, T, F)
         "findings": torch.tensor([[s.crackle, s.wheeze] for s in batch], dtype=torch.float32),
@@ -371,7 +402,8 @@ def load_data(cfg: TrainConfig, data_root: Path) -> tuple[SampleSet, SampleSet]:
                                                                 cfg.max_recordings, False))]
     train, val = split_train_validation(recordings, cfg.val_fraction, cfg.seed)
     feat = cfg.feature_config()
-    return (build_sample_set(train, feat, cfg.window), build_sample_set(val, feat, cfg.window))
+    return (build_sample_set(train, feat, cfg.window, keep_raw=bool(cfg.device_augment)),
+            build_sample_set(val, feat, cfg.window))
 
 
 def train_epoch(model: nn.Module, opt: torch.optim.Optimizer,
