@@ -9,12 +9,13 @@ Layout of one session (folders 0700, files 0600)::
     <root>/<session_id>/01-p1/events.jsonl     hello, verdicts, gaps, stale, marks, status
     <root>/<session_id>/01-p1/take.json        summary of the take (written on close)
 
-Each take (one continuous recording at one auscultation site) streams its audio to
-``audio.s16le.part`` with unbuffered writes and fsyncs it at least every ``fsync_s``
-seconds; ``audio.part.json`` says how to read it. ``close()`` converts it to FLAC (or WAV).
-After a crash, ``recover_session()`` (CLI: ``steth-session recover``) finishes the job. Lost
-samples are zero-filled (up to a minute) so audio offsets stay aligned with the device's
-sample index; every gap is listed in ``session.json``.
+Each take (one continuous recording at one auscultation site, :mod:`steth.host.take`)
+streams its audio to ``audio.s16le.part`` with unbuffered writes and fsyncs it at least every
+``fsync_s`` seconds; ``audio.part.json`` says how to read it. ``close()`` converts it to FLAC
+(or WAV). After a crash, :func:`steth.host.recovery.recover_session` (CLI: ``steth-session
+recover``) finishes the job. Lost samples are zero-filled (up to a minute) so audio offsets
+stay aligned with the device's sample index; every gap is listed in ``session.json``. The
+file names and crash-safe writes are in :mod:`steth.host.session_files`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
-import json
 import os
 import re
 import threading
@@ -36,18 +36,11 @@ import numpy as np
 from steth.edge.events import make_mark, make_private_dir
 from steth.host.dashboard import DashboardActions, RecordingStatus
 from steth.host.session_files import (
-    CYCLES_CSV,
-    CYCLES_JSONL,
-    EVENTS_JSONL,
-    RAW_AUDIO,
-    RAW_HEADER,
     SESSION_FILE,
     SESSION_SCHEMA,
     TAKE_FILE,
     RecorderError,
     finalize_take,
-    read_take_audio,
-    take_folders,
     write_json_atomic,
 )
 from steth.host.take import Take, Writer
@@ -57,7 +50,6 @@ SPRSOUND_SITES: tuple[str, ...] = ("p1", "p2", "p3", "p4")
 ICBHI_SITES: tuple[str, ...] = ("Tc", "Al", "Ar", "Pl", "Pr", "Ll", "Lr")
 SITE_PRESETS: dict[str, tuple[str, ...]] = {"sprsound": SPRSOUND_SITES, "icbhi": ICBHI_SITES}
 DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
-
 
 
 # ----------------------------------------------------------------------------- sites
@@ -451,122 +443,3 @@ def open_recorder(args: argparse.Namespace, settings: Mapping[str, Any] | None =
                     sites=args.sites, settings=settings, recording=not args.record_paused,
                     audio_format=args.audio_format, emit=emit, on_warning=on_warning,
                     make_reports=args.report)
-
-
-# ----------------------------------------------------------------------------- recovery
-
-def repair_line_file(path: Path, validate_json: bool) -> int:
-    """Cut a trailing partial (or, for JSON lines, unparsable) line; return lines kept."""
-    if not path.exists():
-        return 0
-    data = path.read_bytes()
-    keep = data if data.endswith(b"\n") or not data else data[: data.rfind(b"\n") + 1]
-    lines = keep.splitlines(keepends=True)
-    if validate_json:
-        while lines:
-            try:
-                json.loads(lines[-1])
-                break
-            except ValueError:
-                lines.pop()
-        keep = b"".join(lines)
-    if keep != data:
-        with open(path, "r+b") as handle:
-            handle.truncate(len(keep))
-            handle.flush()
-            os.fsync(handle.fileno())
-    return len(lines)
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip()]
-
-
-def recover_take(folder: Path, audio_format: str, previous: Mapping[str, Any] | None
-                 ) -> dict[str, Any]:
-    """Make one take whole again and return its summary."""
-    header_path = folder / RAW_HEADER
-    header = json.loads(header_path.read_text(encoding="utf-8")) if header_path.exists() \
-        else None
-    repair_line_file(folder / CYCLES_CSV, validate_json=False)
-    cycles = repair_line_file(folder / CYCLES_JSONL, validate_json=True)
-    repair_line_file(folder / EVENTS_JSONL, validate_json=True)
-    if header is None and (folder / RAW_AUDIO).exists():
-        # the kill came between creating the part file and its header: nothing to read it by
-        (folder / RAW_AUDIO).unlink()
-    finalize_take(folder, audio_format)
-    summary = dict(previous or {})
-    number, _, site = folder.name.partition("-")
-    summary.update({"folder": folder.name, "site": summary.get("site", site),
-                    "number": int(number), "cycles": cycles})
-    if header is not None:
-        summary.update({"sample_rate": header["sample_rate"],
-                        "first_index": header["first_index"]})
-    try:
-        audio, rate = read_take_audio(folder)
-        summary.update({"samples": int(audio.size), "duration_s": audio.size / rate,
-                        "sample_rate": rate})
-    except RecorderError:
-        summary.update({"samples": 0, "duration_s": 0.0})
-    events = _read_jsonl(folder / EVENTS_JSONL)
-    summary["gaps"] = [e["recorder_gap"] for e in events if "recorder_gap" in e] + [
-        {"edge_gap": {k: e[k] for k in ("expected_index", "received_index", "lost_samples",
-                                         "reason")}} for e in events if e.get("type") == "gap"]
-    summary["marks"] = [e["recorder_mark"] for e in events if "recorder_mark" in e]
-    verdicts = [e for e in events if e.get("type") == "verdict"]
-    summary["verdict"] = None if not verdicts else {
-        k: verdicts[-1][k] for k in ("verdict", "cycles", "good_cycles", "counts")}
-    state = str(summary.get("state", "recording"))
-    if state != "closed" and not state.startswith("recovered"):
-        summary["state"] = "recovered" if state == "recording" else f"recovered ({state})"
-    write_json_atomic(folder / TAKE_FILE, summary)
-    return summary
-
-
-def recover_session(session_dir: str | Path) -> dict[str, Any]:
-    """Make an interrupted session whole: finish audio, cut torn lines, rebuild session.json.
-
-    Idempotent: running it on a finished session changes nothing that matters.
-
-    Returns
-    -------
-    dict
-        The new session.json content.
-    """
-    session_dir = Path(session_dir)
-    if not session_dir.is_dir():
-        raise RecorderError(f"no session folder {session_dir}")
-    meta_path = session_dir / SESSION_FILE
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        meta = {"schema": SESSION_SCHEMA, "session_id": session_dir.name, "takes": [],
-                "warnings": [], "audio_format": "flac", "settings": {}}
-    previous = {t.get("folder"): t for t in meta.get("takes", [])}
-    audio_format = meta.get("audio_format", "flac")
-    meta["takes"] = [recover_take(folder, audio_format, previous.get(folder.name))
-                     for folder in take_folders(session_dir)]
-    if meta.get("device") is None:
-        _restore_hello(meta, session_dir)
-    if meta.get("state") != "closed":
-        meta["state"] = "recovered"
-        meta["recovered_unix"] = time.time()
-    write_json_atomic(meta_path, meta)
-    return meta
-
-
-def _restore_hello(meta: dict[str, Any], session_dir: Path) -> None:
-    """Take device/model facts from the first hello a take logged (session.json was lost)."""
-    for folder in take_folders(session_dir):
-        for event in _read_jsonl(folder / EVENTS_JSONL):
-            if event.get("type") == "hello":
-                synced = event.get("clock_synchronised")
-                meta.update({"device": event["device"], "model": event["model"],
-                             "transport": event["transport"],
-                             "simulated": bool(event.get("simulated")),
-                             "clock_synchronised": synced,
-                             "unsynchronised_clock": synced is not True})
-                return

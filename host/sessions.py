@@ -16,7 +16,7 @@ import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from steth.host.recorder import recover_session
+from steth.host.recovery import recover_session
 from steth.host.review import (
     Classifier,
     format_session,

@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 from steth.edge import events as ev
-from steth.host.recorder import Recorder, recover_session
+from steth.host.recorder import Recorder
+from steth.host.recovery import recover_session
 from steth.host.session_files import read_take_audio, take_folders
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
