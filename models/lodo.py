@@ -24,10 +24,16 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
+from steth.edge.features import FeatureConfig
+from steth.edge.guard import GuardModel
 from steth.edge.infer import CycleModel, ModelError
 from steth.models.benchmark import Collected, device_rows, score_icbhi
-from steth.models.datasets import DataError, default_data_root, load_icbhi
-from steth.models.folds import ALL_ICBHI, Fold, build_folds
+from steth.models.data import split_train_validation
+from steth.models.datasets import DataError, default_data_root, load_icbhi, load_sprsound
+from steth.models.folds import ALL_ICBHI, Fold, build_folds, fold_training_recordings
+from steth.models.guard_fit import firing, fit_guard
 from steth.models.train import TrainConfig, run_dir
 
 FOLD_REPORT = "lodo.json"
@@ -53,12 +59,51 @@ def train_fold(cfg: TrainConfig, data_root: Path) -> None:
     export_run(cfg, data_root, model.parent, checkpoint_dir=model.parent)
 
 
-def score_fold(cfg: TrainConfig, fold: Fold, n_boot: int) -> dict:
-    """The held-out device's cycles scored by the fold's int8 model (one row per device)."""
+def fold_guard(cfg: TrainConfig, data_root: Path) -> tuple[GuardModel, dict]:
+    """The fold's guard, fitted on the fold's training split, threshold on its validation."""
+    feat = cfg.feature_config()
+    assert isinstance(feat, FeatureConfig)
+    recordings = load_sprsound(data_root, "train") + fold_training_recordings(
+        load_icbhi(data_root, "train"), cfg.hold_out_device)
+    train, val = split_train_validation(recordings, cfg.val_fraction, cfg.seed)
+    return fit_guard(train, val, feat)
+
+
+def guard_validation(cfg: TrainConfig, fold: Fold, data_root: Path,
+                     per_recording: dict[str, list[tuple[str, str, str]]],
+                     n_boot: int) -> dict:
+    """How often the fold's guard fires on the held-out device and on SPRSound test, and the
+    Score of the held-out cycles it flagged vs those it did not."""
+    feat = cfg.feature_config()
+    assert isinstance(feat, FeatureConfig)
+    guard, fit = fold_guard(cfg, data_root)
+    held = firing(guard, list(fold.test), feat)
+    spr_test = firing(guard, load_sprsound(data_root, "test"), feat)
+    groups: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
+    for key, items in per_recording.items():
+        group = "flagged" if held[key] else "not flagged"
+        groups.setdefault(("icbhi", group), []).extend(items)
+    return {"fit": fit, "threshold": guard.threshold,
+            "held_out_fire_rate": float(np.mean(list(held.values()))),
+            "held_out_recordings": len(held),
+            "sprsound_test_fire_rate": float(np.mean(list(spr_test.values()))),
+            "sprsound_test_recordings": len(spr_test),
+            "score_by_flag": device_rows(groups, n_boot)}
+
+
+def score_fold(cfg: TrainConfig, fold: Fold, n_boot: int, data_root: Path) -> dict:
+    """The held-out device's cycles scored by the fold's int8 model, and its guard checked."""
     model = CycleModel(fold_model(cfg), expected_feature_hash=cfg.feature_config().hash(),
                        threads=1)
     collected = Collected()
-    score_icbhi(model, list(fold.test), collected, lambda: None)
+    per_recording: dict[str, list[tuple[str, str, str]]] = {}
+    for rec in fold.test:
+        one = Collected()
+        score_icbhi(model, [rec], one, lambda: None)
+        items = [i for group in one.by_device.values() for i in group]
+        per_recording[rec.key] = items
+        for key, group in one.by_device.items():
+            collected.by_device.setdefault(key, []).extend(group)
     trained = {r.patient for r in fold.train}
     scored = {r.patient for r in fold.test}
     assert not trained & scored, "a held-out patient trained in its own fold"
@@ -68,6 +113,7 @@ def score_fold(cfg: TrainConfig, fold: Fold, n_boot: int) -> dict:
                 collected.by_device, n_boot),
             "items": [list(i) for i in collected.by_device.get(("icbhi", fold.held_out), [])]
             if fold.held_out != ALL_ICBHI else [],
+            "guard": guard_validation(cfg, fold, data_root, per_recording, n_boot),
             "epochs": cfg.epochs, "seed": cfg.seed}
 
 
@@ -78,7 +124,7 @@ def run_folds(cfg: TrainConfig, folds: list[Fold], data_root: Path, n_boot: int)
         print(f"[{fold.name}] training on SPRSound + {len(fold.train)} ICBHI recordings, "
               f"scoring {len(fold.test)}", flush=True)
         train_fold(fcfg, data_root)
-        report = score_fold(fcfg, fold, n_boot)
+        report = score_fold(fcfg, fold, n_boot, data_root)
         (run_dir(fcfg) / FOLD_REPORT).write_text(json.dumps(report, indent=2) + "\n")
         for row in report["rows"]:
             print(f"[{fold.name}] {row['device']}: Score {row['score']:.3f} SE {row['se']:.3f} "
@@ -96,20 +142,25 @@ def pooled_row(reports: list[dict], n_boot: int) -> dict | None:
     return rows[0] if rows else None
 
 
-def summary(cfg: TrainConfig, folds: list[Fold], n_boot: int) -> dict:
+def summary(cfg: TrainConfig, folds: list[Fold], n_boot: int, data_root: Path) -> dict:
+    """The table over every fold whose model is exported, scored afresh from that model."""
     reports, missing = [], []
     for fold in folds:
-        path = run_dir(fold_config(cfg, fold)) / FOLD_REPORT
-        if path.is_file():
-            reports.append(json.loads(path.read_text()))
+        fcfg = fold_config(cfg, fold)
+        if fold_model(fcfg).is_file() and (run_dir(fcfg) / "history.json").is_file():
+            report = score_fold(fcfg, fold, n_boot, data_root)
+            (run_dir(fcfg) / FOLD_REPORT).write_text(json.dumps(report, indent=2) + "\n")
+            reports.append(report)
         else:
             missing.append(fold.name)
     table = [{"fold": r["fold"], **row} for r in reports for row in r["rows"]]
     device_reports = [r for r in reports if r["held_out"] != ALL_ICBHI]
     pooled = pooled_row(device_reports, n_boot)
     scores = [row["score"] for r in device_reports for row in r["rows"]]
+    guard = [{"fold": r["fold"], **{k: v for k, v in r["guard"].items() if k != "fit"},
+              **r["guard"]["fit"]} for r in reports]
     return {"recipe": cfg.name, "version": cfg.version, "seed": cfg.seed,
-            "epochs": cfg.epochs, "folds": table, "pooled": pooled,
+            "epochs": cfg.epochs, "folds": table, "pooled": pooled, "guard": guard,
             "mean_device_score": sum(scores) / len(scores) if scores else None,
             "missing_folds": missing,
             "protocol": "train on SPRSound train + ICBHI patients who never used the held-out "
@@ -138,6 +189,14 @@ def print_summary(result: dict) -> None:
     console.print(table)
     if result["mean_device_score"] is not None:
         console.print(f"mean over held-out devices {result['mean_device_score']:.3f}")
+    for g in result["guard"]:
+        flagged = {row["device"]: row for row in g["score_by_flag"]}
+        scores = ", ".join(f"{name} {row['score']:.3f} ({row['cycles']} cycles)"
+                           for name, row in sorted(flagged.items()))
+        console.print(f"guard [{g['fold']}]: fires on {g['held_out_fire_rate']:.0%} of "
+                      f"{g['held_out_recordings']} held-out recordings, "
+                      f"{g['sprsound_test_fire_rate']:.1%} of SPRSound test, "
+                      f"{g['validation_fire_rate']:.1%} of SPRSound validation; Score {scores}")
     if result["missing_folds"]:
         console.print(f"not run yet: {', '.join(result['missing_folds'])}")
 
@@ -183,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, ModelError) as exc:
         print(f"steth-lodo: {exc}", file=sys.stderr)
         return 2
-    result = summary(cfg, folds, args.bootstrap)
+    result = summary(cfg, folds, args.bootstrap, args.data)
     print_summary(result)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
