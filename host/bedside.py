@@ -31,7 +31,9 @@ from steth.edge.runner import (
 )
 from steth.host.dashboard import Dashboard
 from steth.host.listen import NoOutputDeviceError, add_listen_arguments, open_listener
-from steth.host.recorder import Recorder, RecorderError, add_recorder_arguments, open_recorder
+from steth.host.recorder import Recorder
+from steth.host.recorder_cli import add_recorder_arguments, open_recorder
+from steth.host.session_files import RecorderError
 
 __all__ = ["EXIT_MODEL", "EXIT_PROTOCOL", "EXIT_SOURCE", "EXIT_USAGE", "build_parser", "main"]
 

@@ -36,7 +36,9 @@ from steth.edge.event_server import (
 from steth.edge.filter import FilterChain, FilterConfig
 from steth.host.dashboard import Dashboard, DashboardActions
 from steth.host.listen import Listener, NoOutputDeviceError, add_listen_arguments, open_listener
-from steth.host.recorder import Recorder, RecorderError, add_recorder_arguments, open_recorder
+from steth.host.recorder import Recorder
+from steth.host.recorder_cli import add_recorder_arguments, open_recorder
+from steth.host.session_files import RecorderError
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -218,7 +218,7 @@ def test_empty_site_list_is_a_clear_error(tmp_path, bad):
 def test_operator_mark_is_emitted_once_and_stored_once(tmp_path):
     import argparse
 
-    from steth.host.recorder import add_recorder_arguments, open_recorder
+    from steth.host.recorder_cli import add_recorder_arguments, open_recorder
 
     parser = argparse.ArgumentParser()
     add_recorder_arguments(parser)
