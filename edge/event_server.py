@@ -35,7 +35,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from steth.edge.events import SCHEMA_VERSION, EventError, dumps, parse_line
+from steth.edge.event_schema import SCHEMA_VERSION, EventError, parse_line
+from steth.edge.event_writers import dumps
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765

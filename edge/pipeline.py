@@ -21,6 +21,7 @@ import numpy as np
 
 from steth.edge import events as ev
 from steth.edge.decode import AudioChunk, Gap, LinkStats
+from steth.edge.event_schema import MAX_ENVELOPE, STALE_AFTER_S
 from steth.edge.features import FeatureExtractor, pcm16_to_float
 from steth.edge.infer import MIN_CYCLE_FRAMES, CycleModel
 from steth.edge.labels import CycleFinding, record_verdict
@@ -315,7 +316,7 @@ class Pipeline:
         """Emit level and link events on schedule, and stale/recovered transitions."""
         silent = now - (self.last_audio_monotonic if self.last_audio_monotonic is not None
                         else (stats.started_monotonic if stats else now))
-        if not self.stale and silent >= ev.STALE_AFTER_S:
+        if not self.stale and silent >= STALE_AFTER_S:
             self.stale = True
             self.emit(ev.make_stale(state="stale", silent_s=silent, last_index=self.last_index,
                                     simulated=self.simulated))
@@ -335,7 +336,7 @@ class Pipeline:
 
     def _level_event(self) -> dict:
         dbfs = 10.0 * np.log10(float(np.mean(self.chunk_power)) + 1e-20)
-        env = np.asarray(self.detector.env)[-ev.MAX_ENVELOPE:]
+        env = np.asarray(self.detector.env)[-MAX_ENVELOPE:]
         if env.size:
             span = env.max() - env.min()
             norm = (env - env.min()) / span if span > 0 else np.zeros_like(env)

@@ -20,10 +20,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from steth.edge import events as ev
 from steth.edge.assets import DEFAULT_MODEL_NAME
 from steth.edge.decode import AudioChunk, DecodedItem, ProtocolVersionError, StreamDecoder
 from steth.edge.event_server import ServerError, TokenError, add_server_arguments, open_server
+from steth.edge.event_writers import EventWriter, FileWriter, MultiWriter, StreamWriter
 from steth.edge.infer import CycleModel, ModelError
 from steth.edge.loading import load_model
 from steth.edge.pipeline import Pipeline
@@ -129,7 +129,7 @@ class EdgeSession:
     args: argparse.Namespace
     model: CycleModel
     transport: Transport
-    sinks: ev.MultiWriter
+    sinks: MultiWriter
     pipeline: Pipeline
     stop: threading.Event = field(default_factory=threading.Event)
     on_audio: Callable[[AudioChunk], None] | None = None
@@ -165,7 +165,7 @@ class EdgeSession:
         self.sinks.close()
 
 
-def open_session(args: argparse.Namespace, writers: list[ev.EventWriter],
+def open_session(args: argparse.Namespace, writers: list[EventWriter],
                  prog: str = "edge-run") -> EdgeSession:
     """Load the model, open the source and the headless sinks, start the pipeline.
 
@@ -192,10 +192,10 @@ def open_session(args: argparse.Namespace, writers: list[ev.EventWriter],
     if simulated:
         print(f"{prog}: SIMULATED patient — synthetic audio, not a real recording",
               file=sys.stderr)
-    sinks = ev.MultiWriter(writers)
+    sinks = MultiWriter(writers)
     try:
         if args.events_file:
-            sinks.add(ev.FileWriter(args.events_file))
+            sinks.add(FileWriter(args.events_file))
         server = open_server(args)
         if server is not None:
             sinks.add(server)
@@ -211,7 +211,7 @@ def open_session(args: argparse.Namespace, writers: list[ev.EventWriter],
 def run(args: argparse.Namespace, prog: str = "python -m steth.edge.runner") -> int:
     """The headless edge: JSON-lines events on stdout until stopped."""
     try:
-        session = open_session(args, [ev.StreamWriter(sys.stdout)], prog=prog)
+        session = open_session(args, [StreamWriter(sys.stdout)], prog=prog)
     except StartupError as exc:
         print(exc, file=sys.stderr)
         return exc.code

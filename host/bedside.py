@@ -19,6 +19,7 @@ from typing import Any
 from steth.edge import events as ev
 from steth.edge.assets import DEFAULT_MODEL_NAME
 from steth.edge.decode import AudioChunk
+from steth.edge.event_writers import EventWriter, StreamWriter
 from steth.edge.runner import (
     EXIT_MODEL,
     EXIT_PROTOCOL,
@@ -115,8 +116,8 @@ def start_dashboard(writer: QueueWriter, session: EdgeSession,
 
 def run(args: argparse.Namespace) -> int:
     dashboard = None if args.no_dashboard else QueueWriter()
-    writers: list[ev.EventWriter] = [dashboard if dashboard is not None
-                                     else ev.StreamWriter(sys.stdout)]
+    writers: list[EventWriter] = [dashboard if dashboard is not None
+                                     else StreamWriter(sys.stdout)]
     try:
         session = open_session(args, writers)
     except StartupError as exc:

@@ -32,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from steth.edge.events import make_mark, make_private_dir
+from steth.edge.event_writers import make_private_dir
+from steth.edge.events import make_mark
 from steth.host.dashboard import DashboardActions, RecordingStatus
 from steth.host.session_files import (
     SESSION_FILE,

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from steth.edge import events as ev
+from steth.edge.event_schema import EventError, iter_jsonl
 from steth.edge.event_server import (
     DEFAULT_HOST,
     DEFAULT_PORT,
@@ -88,7 +89,7 @@ def pump(client: Iterable[dict[str, Any]], events: queue.Queue[dict[str, Any] | 
             events.put(event)
     except OSError:
         pass  # the connection dropped; the dashboard shows STREAM ENDED
-    except ev.EventError as exc:
+    except EventError as exc:
         events.put(ev.make_status(level="error", message=str(exc), code="schema"))
     finally:
         events.put(None)
@@ -102,7 +103,7 @@ def replay_file(path: Path, events: queue.Queue[dict[str, Any] | None], stop: th
     shows NO SIGNAL; with ``end_marker`` a final None ends the stream (plain log output).
     """
     previous: float | None = None
-    for event in ev.iter_jsonl(path):
+    for event in iter_jsonl(path):
         pause = 0.0 if previous is None else (event["t"] - previous) / max(speed, 1e-3)
         if pause > 0 and stop.wait(pause):
             return
@@ -115,7 +116,7 @@ def replay_file(path: Path, events: queue.Queue[dict[str, Any] | None], stop: th
 def replay(args: argparse.Namespace, dashboard: Dashboard | None = None,
            stop: threading.Event | None = None) -> int:
     """Show a saved event file on the dashboard (``--replay``)."""
-    list(ev.iter_jsonl(args.replay))  # fail early, with the line number, on a bad file
+    list(iter_jsonl(args.replay))  # fail early, with the line number, on a bad file
     stop = stop or threading.Event()
     dashboard = dashboard or Dashboard()
     events: queue.Queue[dict[str, Any] | None] = queue.Queue()
@@ -175,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except FileNotFoundError as exc:
         print(f"steth-console: {exc.filename} not found", file=sys.stderr)
-    except ev.EventError as exc:
+    except EventError as exc:
         print(f"steth-console: {exc}", file=sys.stderr)
     except FileExistsError:
         print(f"steth-console: {args.new_token} exists; choose another file", file=sys.stderr)

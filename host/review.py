@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from steth.edge import events as ev
+from steth.edge.event_schema import FINDINGS, check, parse_line
+from steth.edge.event_writers import dumps, make_private_dir
 from steth.host.session_files import (
     CSV_COLUMNS,
     CYCLES_JSONL,
@@ -47,12 +48,12 @@ def load_cycles(take_dir: Path, name: str = CYCLES_JSONL) -> list[dict[str, Any]
     path = take_dir / name
     if not path.exists():
         return []
-    return [ev.parse_line(line) for line in path.read_text(encoding="utf-8").splitlines()
+    return [parse_line(line) for line in path.read_text(encoding="utf-8").splitlines()
             if line.strip()]
 
 
 def finding_counts(cycles: Iterable[Mapping[str, Any]]) -> dict[str, int]:
-    counts = Counter({name: 0 for name in (*ev.FINDINGS, "poor")})
+    counts = Counter({name: 0 for name in (*FINDINGS, "poor")})
     for cycle in cycles:
         counts["poor" if cycle["quality"]["status"] == "poor" else cycle["finding"]] += 1
     return dict(counts)
@@ -129,20 +130,20 @@ def reclassify(session_dir: str | Path, classify: Classifier) -> dict[str, dict[
         cycles = []
         for cycle in classify(audio, rate):
             shifted = dict(cycle, start=cycle["start"] + first, end=cycle["end"] + first)
-            cycles.append(ev.check(shifted))
+            cycles.append(check(shifted))
         _write_cycles(folder, cycles, first)
         results[folder.name] = finding_counts(cycles)
     return results
 
 
 def _write_cycles(folder: Path, cycles: list[dict[str, Any]], first_index: int) -> None:
-    ev.make_private_dir(folder)
+    make_private_dir(folder)
     for name in (RECLASSIFIED_CSV, RECLASSIFIED_JSONL):
         (folder / name).unlink(missing_ok=True)
     csv_log = LineLog(folder / RECLASSIFIED_CSV, header=",".join(CSV_COLUMNS) + "\n")
     jsonl_log = LineLog(folder / RECLASSIFIED_JSONL)
     for cycle in cycles:
         csv_log.append(csv_row(cycle, first_index))
-        jsonl_log.append(ev.dumps(cycle) + "\n")
+        jsonl_log.append(dumps(cycle) + "\n")
     csv_log.close()
     jsonl_log.close()

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from steth.edge.events import make_private_dir
+from steth.edge.event_writers import make_private_dir
 from steth.host.session_files import (
     CSV_COLUMNS,
     CYCLES_CSV,

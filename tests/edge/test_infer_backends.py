@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from steth.edge.assets import ASSETS_DIR
-from steth.edge.events import validate
+from steth.edge.event_schema import validate
 from steth.edge.features import FeatureConfig
 from steth.edge.infer import CycleModel, ModelError, _input_is_nhwc
 from steth.edge.manifest import manifest_path_for

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from steth.edge.decode import AudioChunk, Gap
-from steth.edge.events import validate
+from steth.edge.event_schema import validate
 from steth.edge.features import FeatureConfig
 from steth.edge.infer import CycleModel
 from steth.edge.pipeline import Pipeline

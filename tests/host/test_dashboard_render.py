@@ -11,6 +11,7 @@ from pathlib import Path
 from rich.console import Console
 
 from steth.edge import events as ev
+from steth.edge.event_schema import iter_jsonl
 from steth.host.dashboard import (
     INTENDED_USE,
     Dashboard,
@@ -35,7 +36,7 @@ def replay(name: str, clock: FakeClock, state: DashboardState | None = None,
            upto: int | None = None) -> DashboardState:
     """Feed a fixture with the clock following each event's own timestamp."""
     state = state or DashboardState(clock=clock)
-    messages = list(ev.iter_jsonl(FIXTURES / name))[:upto]
+    messages = list(iter_jsonl(FIXTURES / name))[:upto]
     t0 = messages[0]["t"]
     base = clock.now
     for message in messages:
@@ -121,7 +122,7 @@ def test_repeated_level_for_old_audio_does_not_keep_the_signal_alive():
 
 def test_edge_stale_event_and_recovery_drive_the_banner():
     clock = FakeClock()
-    messages = list(ev.iter_jsonl(FIXTURES / "gaps_stale.jsonl"))
+    messages = list(iter_jsonl(FIXTURES / "gaps_stale.jsonl"))
     stale_at = next(i for i, m in enumerate(messages) if m["type"] == "stale")
     state = DashboardState(clock=clock, no_signal_after_s=60.0)  # only the edge event counts
     replay("gaps_stale.jsonl", clock, state, upto=stale_at)
@@ -183,7 +184,7 @@ def test_missing_or_failing_action_is_reported_not_raised():
 def _run_with_fixture(console: Console, name: str, actions: DashboardActions | None = None
                       ) -> None:
     events: queue.Queue = queue.Queue()
-    for message in ev.iter_jsonl(FIXTURES / name):
+    for message in iter_jsonl(FIXTURES / name):
         events.put(message)
     events.put(None)
     stop = threading.Event()

@@ -13,13 +13,24 @@ from pathlib import Path
 import pytest
 
 from steth.edge import events as ev
+from steth.edge.event_schema import (
+    EVENT_TYPES,
+    MESSAGE_FIELDS,
+    EventError,
+    check,
+    iter_jsonl,
+    parse_line,
+    validate,
+    validate_stream,
+)
+from steth.edge.event_writers import FileWriter, StreamWriter
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "events"
 NAMES = ("normal.jsonl", "simulated.jsonl", "gaps_stale.jsonl")
 
 
 def load(name: str) -> list[dict]:
-    return list(ev.iter_jsonl(FIXTURES / name))
+    return list(iter_jsonl(FIXTURES / name))
 
 
 def _generator():
@@ -34,12 +45,12 @@ def _generator():
 def test_fixture_is_a_valid_stream(name):
     messages = load(name)
     assert messages[0]["type"] == "hello"
-    assert ev.validate_stream(messages) == []
+    assert validate_stream(messages) == []
 
 
 def test_fixtures_cover_every_message_type():
     seen = {m["type"] for name in NAMES for m in load(name)}
-    assert seen == set(ev.EVENT_TYPES)
+    assert seen == set(EVENT_TYPES)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -55,7 +66,7 @@ def test_every_simulated_event_is_flagged():
 
 def test_docs_name_every_type_and_field():
     doc = (Path(__file__).resolve().parents[2] / "docs" / "events.md").read_text()
-    for kind, fields in ev.MESSAGE_FIELDS.items():
+    for kind, fields in MESSAGE_FIELDS.items():
         assert f"**{kind}**" in doc
         for field in fields:
             assert f"`{field}`" in doc, (kind, field)
@@ -90,12 +101,12 @@ def _first(name: str, kind: str) -> dict:
 def test_validator_rejects_bad_fields(kind, mutate, expected):
     source = "normal.jsonl" if kind not in ("gap", "stale") else "gaps_stale.jsonl"
     message = _first(source, kind)
-    assert ev.validate(message) == []
+    assert validate(message) == []
     mutate(message)
-    errors = ev.validate(message)
+    errors = validate(message)
     assert any(expected in e for e in errors), errors
-    with pytest.raises(ev.EventError):
-        ev.check(message)
+    with pytest.raises(EventError):
+        check(message)
 
 
 def test_audio_event_round_trips_samples():
@@ -103,49 +114,49 @@ def test_audio_event_round_trips_samples():
 
     samples = np.array([0, 1, -1, 32767, -32768], dtype=np.int16)
     event = ev.make_audio(start=10, samples=samples, rate_hz=8000, t=1.0)
-    assert ev.validate(event) == []
+    assert validate(event) == []
     assert np.array_equal(ev.decode_audio(event), samples)
     event["n"] = 4
-    assert any("length" in e for e in ev.validate(event))
+    assert any("length" in e for e in validate(event))
 
 
 def test_parse_line_rejects_non_json_and_unknown_type():
-    with pytest.raises(ev.EventError, match="not a JSON line"):
-        ev.parse_line("{nope")
-    with pytest.raises(ev.EventError, match="type"):
-        ev.parse_line(json.dumps({"v": 1, "type": "weather", "t": 1.0}))
-    with pytest.raises(ev.EventError, match="finite"):
-        ev.parse_line('{"v":1,"type":"mark","t":NaN,"label":"","index":null,"source":"x"}')
+    with pytest.raises(EventError, match="not a JSON line"):
+        parse_line("{nope")
+    with pytest.raises(EventError, match="type"):
+        parse_line(json.dumps({"v": 1, "type": "weather", "t": 1.0}))
+    with pytest.raises(EventError, match="finite"):
+        parse_line('{"v":1,"type":"mark","t":NaN,"label":"","index":null,"source":"x"}')
 
 
 def test_stream_rules_catch_unflagged_simulation_and_missing_hello():
     messages = load("simulated.jsonl")
     del messages[5]["simulated"]
-    assert any("lacks simulated" in e for e in ev.validate_stream(messages))
-    assert any("start with hello" in e for e in ev.validate_stream(load("normal.jsonl")[1:]))
+    assert any("lacks simulated" in e for e in validate_stream(messages))
+    assert any("start with hello" in e for e in validate_stream(load("normal.jsonl")[1:]))
 
 
 def test_builders_clamp_level_and_mark_simulated():
     event = ev.make_level(index=1, dbfs=float("-inf"), envelope=[2.0, -1.0], phase="pause")
     assert event["dbfs"] == -200.0 and event["envelope"] == [1.0, 0.0]
-    assert ev.validate(ev.mark_simulated(event)) == []
+    assert validate(ev.mark_simulated(event)) == []
     assert event["simulated"] is True
 
 
 def test_file_writer_is_private_and_line_complete(tmp_path):
     path = tmp_path / "new" / "events.jsonl"
-    writer = ev.FileWriter(path, validate_events=True)
+    writer = FileWriter(path, validate_events=True)
     for message in load("normal.jsonl")[:5]:
         writer.write(message)
     writer.close()
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
-    assert [m["type"] for m in ev.iter_jsonl(path)] == [m["type"] for m in load("normal.jsonl")[:5]]
+    assert [m["type"] for m in iter_jsonl(path)] == [m["type"] for m in load("normal.jsonl")[:5]]
 
 
 def test_stream_writer_refuses_invalid_event_when_validating(capsys):
-    writer = ev.StreamWriter(sys.stdout, validate_events=True)
+    writer = StreamWriter(sys.stdout, validate_events=True)
     writer.write(ev.make_mark(label="x", t=1.0))
-    with pytest.raises(ev.EventError):
+    with pytest.raises(EventError):
         writer.write({"v": 1, "type": "mark", "t": 1.0})
     assert capsys.readouterr().out.count("\n") == 1

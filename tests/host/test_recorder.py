@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from steth.edge import events as ev
+from steth.edge.event_schema import parse_line, validate
 from steth.host.recorder import Recorder
 from steth.host.recovery import recover_session
 from steth.host.session_files import read_take_audio, take_folders
@@ -94,7 +95,7 @@ def test_kill_minus_9_at_random_moments_then_recover_is_bit_exact(tmp_path):
         lines = (takes[0] / "cycles.jsonl").read_text().splitlines()
         assert len(rows) == len(lines) == take["cycles"]
         for row, line in zip(rows, lines, strict=True):
-            event = ev.parse_line(line)
+            event = parse_line(line)
             assert int(row["start"]) == event["start"] and row["finding"] == event["finding"]
             assert row["subtype"] == 'Fine Crackle, "coarse"?'
         assert json.loads((session / "session.json").read_text())["simulated"] is True
@@ -202,7 +203,7 @@ def test_recover_cuts_torn_lines_and_is_idempotent(tmp_path):
     second = recover_session(recorder.session_dir)
     assert first["takes"] == second["takes"]
     assert (folder / "cycles.csv").read_text().count("\n") == 2
-    assert [ev.parse_line(x)["finding"] for x in
+    assert [parse_line(x)["finding"] for x in
             (folder / "cycles.jsonl").read_text().splitlines()] == ["Wheeze"]
     recorder._stop_flusher.set()
 
@@ -231,7 +232,7 @@ def test_operator_mark_is_emitted_once_and_stored_once(tmp_path):
     recorder.on_event(ev.mark_simulated(hello()) | {"simulated": True})
     recorder.on_audio(0, known_signal(0, 160), RATE)
     recorder.mark("rub")
-    assert len(emitted) == 1 and ev.validate(emitted[0]) == []
+    assert len(emitted) == 1 and validate(emitted[0]) == []
     assert emitted[0]["simulated"] is True and emitted[0]["index"] == 160
     recorder.on_event(emitted[0])  # the mark comes back through the event stream
     recorder.close()

@@ -16,6 +16,7 @@ import pytest
 from rich.console import Console
 
 from steth.edge import events as ev
+from steth.edge.event_schema import EventError, iter_jsonl
 from steth.edge.event_server import (
     AuthError,
     EventClient,
@@ -34,7 +35,7 @@ TOKEN = "correct-horse-battery-staple-42"
 
 
 def fixture(name: str) -> list[dict]:
-    return list(ev.iter_jsonl(FIXTURES / name))
+    return list(iter_jsonl(FIXTURES / name))
 
 
 @pytest.fixture
@@ -186,7 +187,7 @@ def test_newer_schema_version_is_reported_not_misread(server):
     wait_for(lambda: server.client_count == 1)
     server.write({"v": 2, "type": "cycle", "t": 1.0})
     server.close()
-    with pytest.raises(ev.EventError, match="schema v2; this console reads v1: update it"):
+    with pytest.raises(EventError, match="schema v2; this console reads v1: update it"):
         list(client)
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from steth.edge import events as ev
+from steth.edge.event_schema import parse_line
 from steth.edge.labels import event_to_four_class
 from steth.host import sessions
 from steth.host.recorder import Recorder
@@ -172,7 +173,7 @@ def test_reclassify_uses_the_given_classifier_and_keeps_originals(tmp_path):
     assert seen == [(16000, 8000)] and "'Wheeze': 1" in out
     folder = take_folders(recorder.session_dir)[0]
     line = (folder / "cycles.reclassified.jsonl").read_text().splitlines()[0]
-    assert ev.parse_line(line)["start"] == 4000  # shifted to device indices
+    assert parse_line(line)["start"] == 4000  # shifted to device indices
     assert (folder / "cycles.jsonl").read_text() == ""
 
 
@@ -238,7 +239,7 @@ def test_reclassify_runs_the_streaming_pipeline_on_a_real_recording(tmp_path, re
     assert sessions.main(["--root", str(root), "reclassify", session.name]) == 0
     out = capsys.readouterr().out
     rows = (folder / "cycles.reclassified.csv").read_text().splitlines()
-    cycles = [ev.parse_line(line) for line in
+    cycles = [parse_line(line) for line in
               (folder / "cycles.reclassified.jsonl").read_text().splitlines()]
     assert len(rows) == len(cycles) + 1 and cycles, out  # header + one row per cycle
     first = json.loads((session / "session.json").read_text())["takes"][0]["first_index"]
