@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from steth.edge.features import FeatureConfig
+from steth.edge.guard import GuardError, GuardModel
 from steth.edge.labels import VerdictRule
 
 MANIFEST_SCHEMA = 1
@@ -100,6 +101,14 @@ class Manifest:
     def outputs(self) -> dict[str, dict]:
         return self.data["outputs"]
 
+    @property
+    def guard(self) -> GuardModel | None:
+        """The unfamiliar-signal guard fitted with the model (None for older models)."""
+        section = self.data.get("guard")
+        if section is None:
+            return None
+        return GuardModel.from_dict(section, self.feature_config.n_mels)
+
 
 def _check_fields(data: Any, where: Path) -> None:
     if not isinstance(data, dict):
@@ -135,6 +144,11 @@ def _check_feature_config(data: dict, where: Path) -> FeatureConfig:
     if data["input"]["shape"][3] != config.n_mels:
         raise ManifestError(f"{where}: input has {data['input']['shape'][3]} mel bands, "
                             f"features make {config.n_mels}")
+    if data.get("guard") is not None:
+        try:
+            GuardModel.from_dict(data["guard"], config.n_mels)
+        except GuardError as exc:
+            raise ManifestError(f"{where}: {exc}") from None
     return config
 
 

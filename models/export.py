@@ -22,6 +22,7 @@ from steth.edge.infer import CycleModel, ModelError
 from steth.edge.labels import EVENT_CLASSES, FOUR_CLASSES, VerdictRule
 from steth.edge.manifest import write_manifest
 from steth.models.datasets import DataError, default_data_root
+from steth.models.guard_fit import fit_guard
 from steth.models.metrics import expected_calibration_error
 from steth.models.nets import BreathNet
 from steth.models.train import (
@@ -191,12 +192,16 @@ def export_run(cfg: TrainConfig, data_root: Path, out_dir: Path,
     thresholds, val_scores = tune_thresholds(logits, val_set.samples, temps)
     ece = calibration_report(logits, val_set.samples, temps)
     print(f"temperatures {temps} thresholds {thresholds} validation {val_scores} {ece}")
+    guard, guard_fit = fit_guard(train_set.recordings, val_set.recordings, log_mel_config(cfg))
+    print(f"guard: threshold {guard.threshold:.2f}, fires on "
+          f"{guard_fit['validation_fire_rate']:.1%} of SPRSound validation recordings")
     out_dir.mkdir(parents=True, exist_ok=True)
     n_params = sum(p.numel() for p in model.parameters())
     fp32 = out_dir / f"{cfg.name}.fp32.onnx"
     export_onnx(model, fp32, cfg.window, log_mel_config(cfg).n_mels)
-    write_manifest(fp32, manifest_fields(cfg, "fp32", temps, thresholds, ece, val_scores,
-                                         n_params))
+    extra = {"guard": guard.to_dict(), "guard_fit": guard_fit}
+    write_manifest(fp32, {**manifest_fields(cfg, "fp32", temps, thresholds, ece, val_scores,
+                                            n_params), **extra})
     rng = np.random.default_rng(cfg.seed)
     picks = rng.choice(len(train_set.samples), size=min(400, len(train_set.samples)),
                        replace=False)
@@ -204,8 +209,8 @@ def export_run(cfg: TrainConfig, data_root: Path, out_dir: Path,
                       for i in picks])[:, None].astype(np.float32)
     int8 = out_dir / f"{cfg.name}.int8.onnx"
     quantize_int8(fp32, int8, calib)
-    write_manifest(int8, manifest_fields(cfg, "int8", temps, thresholds, ece, val_scores,
-                                         n_params))
+    write_manifest(int8, {**manifest_fields(cfg, "int8", temps, thresholds, ece, val_scores,
+                                            n_params), **extra})
     # The exported weights as a torch state dict, so tests can hold every export to them.
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(run / "best_model.pt", checkpoint_dir / f"{cfg.name}.pt")

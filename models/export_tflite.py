@@ -46,7 +46,8 @@ TOOLCHAIN_PACKAGES = ("onnx", "onnx2tf", "tensorflow", "tensorflow-cpu", "tf_ker
                       "onnxruntime")
 # Fields of the ONNX int8 manifest that say what the model is and means; copied verbatim.
 SHARED_FIELDS = ("name", "version", "feature_config", "feature_hash", "sample_rate",
-                 "outputs", "thresholds", "calibration", "verdict_rule", "training")
+                 "outputs", "thresholds", "calibration", "verdict_rule", "training",
+                 "guard", "guard_fit")
 
 
 class ExportError(Exception):

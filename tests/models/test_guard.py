@@ -80,3 +80,24 @@ def test_a_malformed_guard_section_is_refused(fitted):
     with pytest.raises(GuardError):
         GuardModel.from_dict({k: v for k, v in data.items() if k != "threshold"},
                              CONFIG.n_mels)
+
+
+def test_a_manifests_guard_loads_and_a_broken_one_is_refused(fitted, tmp_path):
+    from steth.edge.infer import CycleModel, ModelError
+    from steth.edge.manifest import manifest_path_for, write_manifest
+    from tests.foundation.tiny_model import make_tiny_model
+
+    guard = fitted[0]
+    model_path = make_tiny_model(tmp_path)
+    import json
+
+    data = json.loads(manifest_path_for(model_path).read_text())
+    fields = {k: v for k, v in data.items() if k not in ("schema", "weights_file",
+                                                         "weights_sha256")}
+    write_manifest(model_path, {**fields, "guard": guard.to_dict()})
+    loaded = CycleModel(model_path).manifest.guard
+    assert loaded is not None and loaded.threshold == pytest.approx(guard.threshold)
+    broken = {**guard.to_dict(), "precision": [[1.0]]}
+    manifest_path_for(model_path).write_text(json.dumps({**data, "guard": broken}))
+    with pytest.raises(ModelError, match="guard"):
+        CycleModel(model_path)
