@@ -37,6 +37,7 @@ from steth.models.feature_cache import cached_features, default_cache_root
 @dataclass(frozen=True)
 class DetectorTrainConfig:
     name: str = "breathseg"
+    version: str = "0.1.0"  # of the recipe; written into the exported manifest
     seed: int = 0
     folds: int = 5
     threads: int = 1
@@ -252,7 +253,8 @@ def export(net: TorchBoundaryNet, cfg: DetectorTrainConfig, path: Path, info: di
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, **net.numpy_arrays())
     manifest = {
-        "format": WEIGHTS_FORMAT, "name": cfg.name, "weights_file": path.name,
+        "format": WEIGHTS_FORMAT, "name": cfg.name, "version": cfg.version,
+        "weights_file": path.name,
         "weights_sha256": sha256_file(path), "feature_hash": cfg.features.hash(),
         "feature_config": cfg.features.to_dict(), "channels": cfg.channels,
         "dilations": list(cfg.dilations), "lookahead_frames": cfg.lookahead_frames,
