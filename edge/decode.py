@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from steth.edge import protocol
+from steth.edge.findings import STALE_AFTER_S
 from steth.edge.protocol import (
     Ack,
     AudioAdpcm,
@@ -50,7 +51,6 @@ from steth.edge.protocol import (
     VersionError,
 )
 
-STALE_AFTER_S = 2.0
 RATE_WINDOW_S = 30.0
 RATE_MIN_SPAN_S = 2.0
 INFO_REQUEST_INTERVAL_S = 1.0

@@ -30,7 +30,6 @@ QUALITY_STATUSES: tuple[str, ...] = ("ok", "poor")
 BREATH_PHASES: tuple[str, ...] = ("inspiration", "expiration", "pause", "unknown")
 STALE_STATES: tuple[str, ...] = ("stale", "recovered")
 STATUS_LEVELS: tuple[str, ...] = ("info", "warning", "error")
-STALE_AFTER_S = 2.0  # "no signal" threshold of the stale event
 MAX_ENVELOPE = 64  # points in one level event's envelope
 AUDIO_ENCODING = "s16le-base64"
 

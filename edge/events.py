@@ -133,8 +133,8 @@ def make_gap(*, expected_index: int, received_index: int, lost_samples: int, rea
 
 def make_stale(*, state: str, silent_s: float, last_index: int | None,
                simulated: bool = False, t: float | None = None) -> dict[str, Any]:
-    """Build a ``stale`` event: ``state="stale"`` after >= 2 s without audio, then
-    ``"recovered"`` when audio returns."""
+    """Build a ``stale`` event: ``state="stale"`` once no audio arrived for
+    :data:`edge.findings.STALE_AFTER_S`, then ``"recovered"`` when audio returns."""
     event = _base("stale", t, simulated)
     event.update({"state": state, "silent_s": round(float(silent_s), 3),
                   "last_index": last_index})

@@ -21,8 +21,9 @@ import numpy as np
 
 from steth.edge import events as ev
 from steth.edge.decode import AudioChunk, Gap, LinkStats
-from steth.edge.event_schema import MAX_ENVELOPE, STALE_AFTER_S
+from steth.edge.event_schema import MAX_ENVELOPE
 from steth.edge.features import FeatureExtractor, pcm16_to_float
+from steth.edge.findings import STALE_AFTER_S
 from steth.edge.infer import MIN_CYCLE_FRAMES, CycleModel
 from steth.edge.labels import CycleFinding, record_verdict
 from steth.edge.loading import load_model

@@ -35,11 +35,15 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from steth.edge.findings import STALE_AFTER_S
+
 _Result = TypeVar("_Result")  # what a key's action returns, and its describer takes
 
 INTENDED_USE = ("Decision aid: reports auscultation findings to support a clinician; "
                 "not a diagnosis.")
-NO_SIGNAL_AFTER_S = 1.5  # shown before the edge's 2 s stale event, so always within 2 s
+# The local timer runs ahead of the edge's stale event, so NO SIGNAL is on screen within
+# STALE_AFTER_S of the last audio even when the event or a refresh comes late.
+NO_SIGNAL_AFTER_S = STALE_AFTER_S - 0.5
 FINDING_STYLES = {"Normal": "green", "Crackle": "bold yellow", "Wheeze": "bold magenta",
                   "Both": "bold red"}
 SPARK = " ▁▂▃▄▅▆▇█"
