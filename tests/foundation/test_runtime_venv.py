@@ -46,3 +46,48 @@ def test_runtime_edge_run_simulate_uses_the_embedded_model_and_marks_everything(
     hello = next(e for e in events if e["type"] == "hello")
     assert hello["model"]["name"] == "breathnet"
     assert all(e.get("simulated") is True for e in events)
+
+
+def test_runtime_holds_only_the_runtime_under_one_namespace():
+    python = runtime_bin("python")
+    probe = ("import importlib.util as u, json; print(json.dumps({n: u.find_spec(n) is not None "
+             "for n in ['edge', 'host', 'models', 'steth.models', 'steth.edge', "
+             "'steth.host']}))")
+    found = json.loads(subprocess.run([python, "-c", probe], capture_output=True, text=True,
+                                      cwd="/", check=True).stdout)
+    assert found == {"edge": False, "host": False, "models": False, "steth.models": False,
+                     "steth.edge": True, "steth.host": True}
+    for tool in ("steth-train", "steth-export", "steth-bench", "steth-lodo"):
+        assert not (RUNTIME / "bin" / tool).exists(), f"{tool} in the runtime install"
+
+
+def test_the_headless_runner_prints_json_lines_on_its_own():
+    python = runtime_bin("python")
+    result = subprocess.run([python, "-m", "steth.edge.runner", "--simulate", "--duration", "4",
+                             "--speed", "4"], capture_output=True, text=True, cwd="/",
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert events[0]["type"] == "hello" or any(e["type"] == "hello" for e in events)
+    assert {"hello", "level"} <= {e["type"] for e in events}
+    assert all(e.get("simulated") is True for e in events)
+
+
+def test_the_runtime_wheel_has_no_generic_top_level_name_and_no_torch(tmp_path):
+    python = runtime_bin("python")
+    built = subprocess.run([python, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path),
+                            str(REPO_ROOT)], capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0, built.stderr[-2000:]
+    import zipfile
+
+    (wheel,) = tmp_path.glob("lungsound_steth-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {n.split("/")[0] for n in names}
+    assert tops == {"steth", next(t for t in tops if t.endswith(".dist-info"))}, tops
+    assert {n.split("/")[1] for n in names if n.startswith("steth/")} == {"edge", "host"}
+    sources = {n: zipfile.ZipFile(wheel).read(n).decode() for n in names if n.endswith(".py")}
+    torch_users = [n for n, text in sources.items()
+                   if "import torch" in text or "from torch" in text]
+    assert torch_users == []
+    assert "steth/edge/assets/breathnet.int8.onnx" in names
+    assert "steth/edge/assets/breathseg.npz.manifest.json" in names
