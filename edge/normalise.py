@@ -128,8 +128,15 @@ class ChannelNormaliser:
 
     @property
     def settling(self) -> bool:
-        """True until ``warmup_s`` of frames have passed since the start or the last reset."""
-        return self.count < self.warmup_frames
+        """True until ``warmup_s`` of frames have passed since the start or the last reset.
+
+        Without normalisation nothing settles: the frames are the log-mel itself.
+        """
+        return self.config.kind != "none" and self.count < self.warmup_frames
+
+    def settling_at(self, frame: int) -> bool:
+        """Whether frame ``frame`` (counted from the start or the last reset) was settling."""
+        return self.config.kind != "none" and frame < self.warmup_frames
 
     def reset(self) -> None:
         """Forget the running statistics (after a gap, or at a new auscultation site)."""

@@ -125,6 +125,9 @@ def test_reset_starts_over_and_settling_covers_the_warm_up():
     assert norm.settling
     np.testing.assert_allclose(norm.push(second), normalise_recording(second, config, 62.5),
                                atol=1e-6)
+    assert norm.settling_at(124) and not norm.settling_at(125)
+    off = ChannelNormaliser(NormConfig(), 62.5)
+    assert not off.settling and not off.settling_at(0)
 
 
 def test_the_running_mean_is_cumulative_then_exponential():
