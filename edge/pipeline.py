@@ -12,9 +12,9 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +23,8 @@ from steth.edge import events as ev
 from steth.edge.decode import AudioChunk, Gap, LinkStats
 from steth.edge.event_schema import MAX_ENVELOPE
 from steth.edge.features import FeatureExtractor, pcm16_to_float
-from steth.edge.findings import STALE_AFTER_S
+from steth.edge.findings import STALE_AFTER_S, RecordTally, assess_cycle
 from steth.edge.infer import MIN_CYCLE_FRAMES, CycleModel
-from steth.edge.labels import CycleFinding, record_verdict
 from steth.edge.loading import load_model
 from steth.edge.protocol import DeviceInfo
 from steth.edge.segment import BreathCycleDetector, Cycle, DetectorConfig
@@ -33,8 +32,6 @@ from steth.edge.segment import BreathCycleDetector, Cycle, DetectorConfig
 Emit = Callable[[dict], None]
 
 CLIP_LEVEL = 32000  # |sample| at or above this counts as clipped
-CLIP_FRACTION_POOR = 0.001  # more clipped samples than this makes a cycle poor
-CONTACT_LOSS_DBFS = -75.0  # quieter than this: the chest-piece is not on skin
 LEVEL_EVERY_S = 0.25
 LINK_EVERY_S = 1.0
 
@@ -85,14 +82,6 @@ class CycleJob:
     breath_rate_bpm: float | None
 
 
-@dataclass
-class RecordState:
-    """Everything the record verdict needs, updated by the inference thread."""
-
-    findings: list[CycleFinding] = field(default_factory=list)
-    counts: Counter = field(default_factory=Counter)
-
-
 class InferenceWorker:
     """Runs the model on closed cycles off the I/O thread and emits cycle + verdict events."""
 
@@ -102,7 +91,7 @@ class InferenceWorker:
         self.emit = emit
         self.simulated = simulated
         self.jobs: queue.Queue[CycleJob | None] = queue.Queue(maxsize=max_pending)
-        self.record = RecordState()
+        self.record = RecordTally(model.manifest.verdict_rule)  # inference thread only
         self.dropped = 0
         self.block = block  # offline replay waits for the model instead of dropping
         self.on_cycle = on_cycle
@@ -133,33 +122,23 @@ class InferenceWorker:
     def emit_cycle(self, job: CycleJob) -> None:
         th = self.model.thresholds
         pred = self.model.predict_cycle(job.frames)
-        finding = pred.finding(th)
-        reasons = []
-        if job.clipped_fraction > CLIP_FRACTION_POOR:
-            reasons.append("clipping")
-        if job.dbfs < CONTACT_LOSS_DBFS:
-            reasons.append("no contact")
-        if pred.poor_quality(th):
-            reasons.append("noise")
-        poor = bool(reasons)
+        crackle, wheeze = pred.flags(th)
+        cycle = assess_cycle(crackle=crackle, wheeze=wheeze, model_poor=pred.poor_quality(th),
+                             clipped_fraction=job.clipped_fraction, dbfs=job.dbfs)
         subtype = pred.event_class(th)
         latency_ms = (time.monotonic() - job.closed_monotonic) * 1000.0
         self.latencies_ms.append(latency_ms)
         event = ev.make_cycle(
             cycle_id=job.cycle_id, start=job.start, end=job.end, rate_hz=job.rate_hz,
-            wall_start=job.wall_start, finding=finding, p_crackle=pred.p_crackle,
-            p_wheeze=pred.p_wheeze, quality="poor" if poor else "ok",
-            quality_reason=", ".join(reasons) or None,
+            wall_start=job.wall_start, finding=cycle.finding, p_crackle=pred.p_crackle,
+            p_wheeze=pred.p_wheeze, quality=cycle.quality, quality_reason=cycle.quality_reason,
             subtype=None if subtype in ("Normal", "Wheeze+Crackle") else subtype,
             latency_ms=latency_ms, breath_rate_bpm=job.breath_rate_bpm,
             simulated=self.simulated)
         self.emit(event)
         if self.on_cycle is not None:
             self.on_cycle(event)
-        crackle, wheeze = pred.flags(th)
-        self.record.findings.append(CycleFinding(crackle, wheeze, poor))
-        self.record.counts["poor" if poor else finding] += 1
-        verdict = record_verdict(self.record.findings, self.model.manifest.verdict_rule)
+        verdict = self.record.add(cycle)
         self.emit(ev.make_verdict(verdict=verdict.label, cycles=verdict.n_cycles,
                                   good_cycles=verdict.n_good_cycles,
                                   counts=dict(self.record.counts), simulated=self.simulated))
