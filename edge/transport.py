@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from steth.edge.simulate import LinkFaults, PatientConfig, SimulatedTransport
+from steth.edge.simulate import PatientConfig
 from steth.edge.transports.base import (
     Backoff,
     MessageSink,
@@ -26,6 +26,7 @@ from steth.edge.transports.base import (
     print_to_stderr,
 )
 from steth.edge.transports.serial_link import DEFAULT_BAUD, SerialTransport
+from steth.edge.transports.simulated import LinkFaults, SimulatedTransport
 
 __all__ = [
     "Backoff",

@@ -9,7 +9,8 @@ import sys
 import time
 
 from steth.edge.decode import StreamDecoder
-from steth.edge.simulate import LinkFaults, PatientConfig, SimulatedTransport
+from steth.edge.simulate import PatientConfig
+from steth.edge.transports.simulated import LinkFaults, SimulatedTransport
 
 
 def main(minutes: float = 10.0) -> None:

@@ -14,8 +14,8 @@ from edge_io_support import REPO_ROOT, audio_of, gaps_of, load_by_path, require_
 from steth.edge import protocol
 from steth.edge.decode import StreamDecoder
 from steth.edge.runner import run_decoder_only
-from steth.edge.simulate import is_simulated_device
 from steth.edge.transports.serial_link import SerialTransport
+from steth.edge.transports.simulated import is_simulated_device
 
 DEVICE_SECONDS = 3  # of device audio to receive
 

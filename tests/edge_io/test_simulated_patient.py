@@ -18,14 +18,12 @@ from steth.edge.simulate import (
     FINE_CRACKLE,
     WHEEZE_MAX_HZ,
     WHEEZE_MIN_HZ,
-    LinkFaults,
     PatientConfig,
-    SimulatedTransport,
     crackle_waveform,
-    is_simulated_device,
     synthesize,
 )
 from steth.edge.transports.base import SourceError
+from steth.edge.transports.simulated import LinkFaults, SimulatedTransport, is_simulated_device
 
 FS = 8000
 

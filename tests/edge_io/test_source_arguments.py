@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from steth.edge.simulate import SimulatedTransport
 from steth.edge.transport import SourceError, add_source_arguments, open_transport
 from steth.edge.transports.serial_link import SerialTransport
+from steth.edge.transports.simulated import SimulatedTransport
 
 
 def parse(*argv: str) -> argparse.Namespace:
