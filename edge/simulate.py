@@ -40,6 +40,8 @@ from functools import lru_cache
 import numpy as np
 from scipy import signal
 
+from steth.edge.filter import SosFilter
+
 SIM_SAMPLE_RATE = 8000
 
 INSPIRATION_SHARE = 1 / 3  # I:E about 1:2
@@ -180,8 +182,8 @@ class PatientSynth:
         self._rng = np.random.default_rng(config.seed)
         fs = config.sample_rate
         # Filter states carry over between cycles, so the stream has no seams.
-        self._lung = _StatefulSos(lung_transmission_sos(fs))
-        self._sensor = _StatefulSos(sensor_response_sos(fs))
+        self._lung = SosFilter(lung_transmission_sos(fs))
+        self._sensor = SosFilter(sensor_response_sos(fs))
         self._next_index = 0
         self._cycle_number = 0
 
@@ -261,18 +263,6 @@ class PatientSynth:
         end = min(pos + tone.size, audio.size)
         audio[pos:end] += tone[: end - pos]
         return [InjectedEvent("wheeze", start + pos, start + end, self._cycle_number, freq)]
-
-
-class _StatefulSos:
-    """``scipy.signal.sosfilt`` that keeps its state between blocks."""
-
-    def __init__(self, sos: np.ndarray) -> None:
-        self.sos = sos
-        self.zi = np.zeros((sos.shape[0], 2))
-
-    def process(self, x: np.ndarray) -> np.ndarray:
-        y, self.zi = signal.sosfilt(self.sos, x, zi=self.zi)
-        return y
 
 
 def lung_transmission_sos(fs: int) -> np.ndarray:
