@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar, cast
 
 FOUR_CLASSES: tuple[str, ...] = ("Normal", "Crackle", "Wheeze", "Both")
 EVENT_CLASSES: tuple[str, ...] = (
@@ -25,9 +26,20 @@ CONTINUOUS_EVENTS = frozenset({"Wheeze", "Rhonchi", "Stridor"})
 DISCONTINUOUS_EVENTS = frozenset({"Fine Crackle", "Coarse Crackle"})
 
 
-def four_class_index(crackle, wheeze):
+class _Flags(Protocol):
+    """0/1 flags that add and scale elementwise: ints, NumPy arrays, torch tensors."""
+
+    def __add__(self, other: Any) -> Any: ...
+
+    def __rmul__(self, other: int) -> Any: ...
+
+
+FlagT = TypeVar("FlagT", bound=_Flags)
+
+
+def four_class_index(crackle: FlagT, wheeze: FlagT) -> FlagT:
     """Index into FOUR_CLASSES of 0/1 crackle and wheeze flags (ints, arrays or tensors)."""
-    return crackle + 2 * wheeze
+    return cast(FlagT, crackle + 2 * wheeze)
 
 
 def four_class_from_flags(crackle: bool, wheeze: bool) -> str:
