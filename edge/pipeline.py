@@ -259,7 +259,8 @@ class Pipeline:
         frames = self.extractor.push_filtered(filtered)
         if frames.shape[0] == 0:
             return
-        self.ring.append(frames, clipped, power)
+        # The classifier reads channel-normalised frames; the detector the log-mel itself.
+        self.ring.append(self.extractor.normalise(frames), clipped, power)
         for cycle in self.detector.push(frames):
             self._close_cycle(cycle, now)
 
