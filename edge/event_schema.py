@@ -193,6 +193,10 @@ MODEL_FIELDS: dict[str, Field] = {
 QUALITY_FIELDS: dict[str, Field] = {
     "status": Field(one_of(QUALITY_STATUSES)),
     "reason": Field(text(), nullable=True),
+    # Optional, so event files written before these fields still validate.
+    "settling": Field(boolean(), required=False),
+    "unfamiliar": Field(boolean(), required=False, nullable=True),
+    "signal_distance": Field(number(0.0), required=False, nullable=True),
 }
 
 COUNT_FIELDS: dict[str, Field] = {name: Field(integer(0)) for name in (*FINDINGS, "poor")}

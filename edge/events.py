@@ -88,8 +88,14 @@ def make_cycle(*, cycle_id: int, start: int, end: int, rate_hz: float, wall_star
                finding: str, p_crackle: float, p_wheeze: float, quality: str = "ok",
                quality_reason: str | None = None, subtype: str | None = None,
                latency_ms: float = 0.0, breath_rate_bpm: float | None = None,
+               settling: bool = False, unfamiliar: bool | None = None,
+               signal_distance: float | None = None,
                simulated: bool = False, t: float | None = None) -> dict[str, Any]:
     """Build a ``cycle`` event; ``start``/``end`` are device sample indices, end exclusive.
+
+    ``settling``: the channel normaliser had not settled (show no finding). ``unfamiliar``:
+    the signal guard's state (None when the model has no guard or it has not decided);
+    ``signal_distance`` its distance from the training data.
 
     ``wall_start`` is the wall-clock time (Unix seconds) of sample ``start``, so a reader
     can place the cycle on a clock without knowing the stream's history.
@@ -101,7 +107,10 @@ def make_cycle(*, cycle_id: int, start: int, end: int, rate_hz: float, wall_star
         "duration_s": round((int(end) - int(start)) / float(rate_hz), 4),
         "finding": finding, "p_crackle": round(float(p_crackle), 4),
         "p_wheeze": round(float(p_wheeze), 4), "subtype": subtype,
-        "quality": {"status": quality, "reason": quality_reason},
+        "quality": {"status": quality, "reason": quality_reason, "settling": bool(settling),
+                    "unfamiliar": unfamiliar,
+                    "signal_distance": None if signal_distance is None
+                    else round(float(signal_distance), 2)},
         "latency_ms": round(float(latency_ms), 1),
         "breath_rate_bpm": None if breath_rate_bpm is None else round(breath_rate_bpm, 1),
     })

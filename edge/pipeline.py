@@ -24,6 +24,7 @@ from steth.edge.decode import AudioChunk, Gap, LinkStats
 from steth.edge.event_schema import MAX_ENVELOPE
 from steth.edge.features import FeatureExtractor, pcm16_to_float
 from steth.edge.findings import STALE_AFTER_S, RecordTally, assess_cycle
+from steth.edge.guard import SignalGuard
 from steth.edge.infer import MIN_CYCLE_FRAMES, CycleModel
 from steth.edge.loading import load_model
 from steth.edge.protocol import DeviceInfo
@@ -80,6 +81,10 @@ class CycleJob:
     clipped_fraction: float
     dbfs: float
     breath_rate_bpm: float | None
+    # Inside the channel normaliser's warm-up: shown as settling, left out of the record.
+    settling: bool = False
+    unfamiliar: bool | None = None  # the guard's state; None: no guard, or not decided yet
+    signal_distance: float | None = None
 
 
 class InferenceWorker:
@@ -134,10 +139,13 @@ class InferenceWorker:
             p_wheeze=pred.p_wheeze, quality=cycle.quality, quality_reason=cycle.quality_reason,
             subtype=None if subtype in ("Normal", "Wheeze+Crackle") else subtype,
             latency_ms=latency_ms, breath_rate_bpm=job.breath_rate_bpm,
-            simulated=self.simulated)
+            settling=job.settling, unfamiliar=job.unfamiliar,
+            signal_distance=job.signal_distance, simulated=self.simulated)
         self.emit(event)
         if self.on_cycle is not None:
             self.on_cycle(event)
+        if job.settling:
+            return  # the normaliser had not settled: no finding, so nothing for the record
         verdict = self.record.add(cycle)
         self.emit(ev.make_verdict(verdict=verdict.label, cycles=verdict.n_cycles,
                                   good_cycles=verdict.n_good_cycles,
@@ -176,6 +184,11 @@ class Pipeline:
         self.ring = FrameRing(capacity, self.features.n_mels)
         self.extractor: FeatureExtractor | None = None
         self.detector = BreathCycleDetector(self.features, self.detector_config)
+        guard = model.manifest.guard
+        self.guard = (SignalGuard(guard, self.features.frames_per_second)
+                      if guard is not None else None)
+        self.norm_origin = 0  # segment frame at which the channel normaliser last started
+        self._new_site = threading.Event()
         self.device: DeviceInfo | None = None
         self.rate = 0
         self.segment_start = 0  # device sample index of the current segment's first sample
@@ -217,7 +230,15 @@ class Pipeline:
             transport=self.transport, simulated=self.simulated,
             backend=manifest.data["format"], clock_synchronised=None))
 
+    def new_site(self) -> None:
+        """The stethoscope moved to another site: restart the normaliser and the guard.
+
+        Thread-safe (the dashboard calls it); takes effect with the next audio block.
+        """
+        self._new_site.set()
+
     def _restart_segment(self) -> None:
+        self.norm_origin = 0
         self.extractor = FeatureExtractor(self.rate, self.features) if self.rate else None
         self.detector.reset()
         self.ring.reset()
@@ -256,9 +277,17 @@ class Pipeline:
         filtered = self.extractor.filters.process(audio)
         if self.on_filtered is not None:
             self.on_filtered(filtered)  # e.g. headphones; must not block
+        if self._new_site.is_set():
+            self._new_site.clear()
+            self.extractor.normaliser.reset()
+            self.norm_origin = self.extractor.frames_out
+            if self.guard is not None:
+                self.guard.reset()
         frames = self.extractor.push_filtered(filtered)
         if frames.shape[0] == 0:
             return
+        if self.guard is not None:
+            self.guard.push(frames)  # the long-term spectrum before normalisation
         # The classifier reads channel-normalised frames; the detector the log-mel itself.
         self.ring.append(self.extractor.normalise(frames), clipped, power)
         for cycle in self.detector.push(frames):
@@ -287,9 +316,17 @@ class Pipeline:
         self.cycle_id += 1
         self.cycles_seen += 1
         samples = max(1, end - start)
+        assert self.extractor is not None
+        # A cycle is settling when its middle falls in the normaliser's warm-up (since the
+        # start, a gap or a new site); a cycle that began before a reset is not.
+        middle = (cycle.first + cycle.last) // 2 - self.norm_origin
+        settling = middle >= 0 and self.extractor.normaliser.settling_at(middle)
+        distance = self.guard.distance if self.guard is not None else None
+        unfamiliar = self.guard.state if self.guard is not None else None
         self.worker.submit(CycleJob(
             self.cycle_id, frames, start, end, float(self.rate), wall_start, now,
-            clipped / samples, 10.0 * np.log10(power + 1e-20), self.breath_rate_bpm()))
+            clipped / samples, 10.0 * np.log10(power + 1e-20), self.breath_rate_bpm(),
+            settling, unfamiliar, distance))
 
     # ---------------------------------------------------------------- periodic
 

@@ -10,6 +10,7 @@ get synthetic audio, and everything it produces is marked SIMULATED.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import queue
 import sys
 import threading
@@ -30,7 +31,7 @@ from steth.edge.runner import (
     add_runner_arguments,
     open_session,
 )
-from steth.host.dashboard import Dashboard
+from steth.host.dashboard import Dashboard, DashboardActions
 from steth.host.listen import NoOutputDeviceError, add_listen_arguments, open_listener
 from steth.host.recorder import Recorder
 from steth.host.recorder_cli import add_recorder_arguments, open_recorder
@@ -105,9 +106,28 @@ def attach_recorder(args: argparse.Namespace, session: EdgeSession) -> Recorder 
     return recorder
 
 
+def dashboard_actions(session: EdgeSession, recorder: Recorder | None) -> DashboardActions:
+    """The keys: the recorder's, with "next site" also restarting the front end's running
+    statistics (channel normaliser, signal guard), which belong to one chest position."""
+    if recorder is None:
+        def next_site() -> str | None:
+            session.pipeline.new_site()
+            return "new site (not recording)"
+
+        return DashboardActions(next_site=next_site, quit=session.stop.set)
+    actions = recorder.actions(quit=session.stop.set)
+    recorder_next = actions.next_site
+
+    def next_site_and_restart() -> str | None:
+        session.pipeline.new_site()
+        return recorder_next() if recorder_next is not None else None
+
+    return dataclasses.replace(actions, next_site=next_site_and_restart)
+
+
 def start_dashboard(writer: QueueWriter, session: EdgeSession,
                     recorder: Recorder | None) -> threading.Thread:
-    actions = recorder.actions(quit=session.stop.set) if recorder is not None else None
+    actions = dashboard_actions(session, recorder)
     thread = threading.Thread(target=Dashboard().run, args=(writer.queue, session.stop, actions),
                               name="dashboard", daemon=True)
     thread.start()

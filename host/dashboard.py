@@ -213,12 +213,21 @@ class DashboardState:
             return dict(self.verdict["counts"])
         counts = {"Normal": 0, "Crackle": 0, "Wheeze": 0, "Both": 0, "poor": 0}
         for cycle in self.cycles:
+            if cycle["quality"].get("settling"):
+                continue  # no finding while the front end settles
             poor = cycle["quality"]["status"] == "poor"
             counts["poor" if poor else cycle["finding"]] += 1
         return counts
 
+    def unfamiliar(self) -> bool:
+        """The newest cycle's signal guard says the signal is unlike the training data."""
+        return bool(self.cycles) and self.cycles[0]["quality"].get("unfamiliar") is True
+
 
 # ----------------------------------------------------------------------------- drawing
+
+UNFAMILIAR_NOTICE = "signal unlike the training data — findings less reliable"
+
 
 def _fmt_clock(unix_s: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(unix_s))
@@ -280,6 +289,8 @@ def header(state: DashboardState) -> Group:
             state.clock() - (state.last_event_at or state.clock()))
         second += Text(f"Last finding is OLD ({age:.0f} s ago): "
                        f"{state.cycles[0]['finding']} – not current", style="bold yellow")
+    elif state.unfamiliar():
+        second += Text(UNFAMILIAR_NOTICE, style="bold yellow")
     elif state.notice:
         second += Text(state.notice, style="cyan")
     return _lines(line, second)
@@ -347,12 +358,21 @@ def cycles_table(state: DashboardState, rows: int) -> Table:
     table.add_column("quality", no_wrap=True, overflow="ellipsis", width=10)
     for cycle in list(state.cycles)[:max(0, rows)]:
         quality = cycle["quality"]
-        quality_text = Text("ok", style="green") if quality["status"] == "ok" else Text(
-            f"poor {quality.get('reason') or ''}".strip(), style="bold red")
+        settling = bool(quality.get("settling"))
+        if settling:
+            quality_text = Text("settling", style="cyan")
+        elif quality["status"] == "ok":
+            quality_text = Text("ok" if quality.get("unfamiliar") is not True else "ok ≠train",
+                                style="green" if quality.get("unfamiliar") is not True
+                                else "yellow")
+        else:
+            quality_text = Text(f"poor {quality.get('reason') or ''}".strip(), style="bold red")
+        finding = Text("settling", style="dim cyan") if settling else Text(
+            cycle["finding"], style="dim italic" if quality["status"] == "poor"
+            else FINDING_STYLES.get(cycle["finding"], ""))
         table.add_row(
             _fmt_clock(cycle["wall_start"]), f"{cycle['duration_s']:.1f}",
-            Text(cycle["finding"], style="dim italic" if quality["status"] == "poor"
-                 else FINDING_STYLES.get(cycle["finding"], "")),
+            finding,
             likelihood_cell(cycle["p_crackle"], calibrated),
             likelihood_cell(cycle["p_wheeze"], calibrated),
             cycle.get("subtype") or "", quality_text, style="dim" if old else None)

@@ -11,12 +11,17 @@ from steth.edge.labels import EVENT_CLASSES, VerdictRule
 from steth.edge.manifest import write_manifest
 
 
-def make_tiny_model(folder: Path, window: int = 128) -> Path:
-    """Mean over time, then linear layers to findings (2), subtype (7), quality (1)."""
+def make_tiny_model(folder: Path, window: int = 128, config: FeatureConfig | None = None,
+                    extra: dict | None = None) -> Path:
+    """Mean over time, then linear layers to findings (2), subtype (7), quality (1).
+
+    ``config`` sets the feature config the manifest declares (default: the shipped one);
+    ``extra`` adds manifest fields (e.g. a guard).
+    """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    config = FeatureConfig()
+    config = config or FeatureConfig()
     rng = np.random.default_rng(0)
     inits = []
     nodes = [helper.make_node("ReduceMean", ["logmel"], ["pooled"], axes=[1, 2], keepdims=0)]
@@ -43,5 +48,6 @@ def make_tiny_model(folder: Path, window: int = 128) -> Path:
                     "quality": {"labels": ["poor"], "activation": "sigmoid"}},
         "thresholds": {"crackle": 0.5, "wheeze": 0.5, "quality": 0.5},
         "calibration": {"calibrated": False}, "verdict_rule": VerdictRule().to_dict(),
+        **(extra or {}),
     })
     return path
