@@ -37,9 +37,16 @@ class DeviceLink:
     def frames(self) -> list[p.Frame]:
         return [e for e in self.events if isinstance(e, p.Frame)]
 
-    def read_until(self, done: Callable[[p.Frame], bool], timeout: float = 60.0) -> p.Frame:
-        """Read until a frame satisfies ``done``; returns that frame."""
+    def read_until(self, done: Callable[[p.Frame], bool], timeout: float = 60.0,
+                   after: p.Frame | None = None) -> p.Frame:
+        """Read until a frame satisfies ``done``; returns that frame.
+
+        Frames already received are not looked at, except those after ``after``: a reply
+        that arrived in the same read as the frame before it is then not missed.
+        """
         checked = len(self.frames)
+        if after is not None:
+            checked = next(i for i, f in enumerate(self.frames) if f is after) + 1
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for frame in self.frames[checked:]:

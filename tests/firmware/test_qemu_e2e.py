@@ -71,7 +71,7 @@ def run_session(link: DeviceLink) -> None:
     _, unknown = link.command(p.Command(opcode=0x7E, cookie=16))
     assert unknown.result == p.AckResult.UNKNOWN_OPCODE
     info_ack, _ = link.command(p.Command.get_info(cookie=17))
-    info_again = link.read_until(lambda f: f.seq == info_ack.seq + 1)
+    info_again = link.read_until(lambda f: f.seq == info_ack.seq + 1, after=info_ack)
     assert info_again.msg_type == p.MsgType.DEVICE_INFO
     assert info_again.message() == p.DeviceInfo(**{**vars(device), "gain": 8})
 
