@@ -110,6 +110,14 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float,
     return (weights / sums).T.astype(np.float32)
 
 
+def mel_band_centres_hz(config: FeatureConfig) -> np.ndarray:
+    """Centre frequency of each mel band: the filter-weighted mean of its FFT bins."""
+    fb = mel_filterbank(config.sample_rate, config.n_fft, config.n_mels, config.fmin_hz,
+                        config.fmax_hz)
+    bin_hz = np.arange(fb.shape[0]) * config.sample_rate / config.n_fft
+    return (fb * bin_hz[:, None]).sum(axis=0)
+
+
 class FeatureExtractor:
     """Streaming front end: ``push`` raw audio blocks, get log-mel frames back.
 

@@ -54,13 +54,15 @@ class NormConfig:
         return asdict(self)
 
 
-def running_mean(x: np.ndarray, alpha: float, count: int, mean: np.ndarray | None
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def running_mean(x: np.ndarray, alpha: float, count: int, mean: np.ndarray | None,
+                 cumulative_start: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Per-column running mean of ``x`` (T, M), continuing from ``count`` frames and ``mean``.
 
     Frame ``k`` (counted from the start) is weighted ``max(1 / (k + 1), 1 - alpha)``: a
     cumulative mean at first, an exponential one (time constant ``1 / (1 - alpha)`` frames)
-    once that is the larger weight. Returns the mean after every frame and the last one.
+    once that is the larger weight. Without ``cumulative_start`` it is exponential from the
+    first frame, which starts the mean at that frame (the detector's normaliser). Returns
+    the mean after every frame and the last one.
 
     Examples
     --------
@@ -74,7 +76,7 @@ def running_mean(x: np.ndarray, alpha: float, count: int, mean: np.ndarray | Non
     if n == 0:
         return out, (mean if mean is not None else np.zeros(x.shape[1]))
     # Frames with 1 / (k + 1) > 1 - alpha belong to the cumulative phase.
-    switch = max(0, math.ceil(1.0 / (1.0 - alpha)) - 1)
+    switch = max(0, math.ceil(1.0 / (1.0 - alpha)) - 1) if cumulative_start else 0
     n_cum = min(n, max(0, switch - count))
     done = 0
     current = mean

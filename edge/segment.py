@@ -28,10 +28,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from scipy.signal import lfilter
 
 from steth.edge.assets import default_detector_path
-from steth.edge.features import FeatureConfig, mel_filterbank
+from steth.edge.features import FeatureConfig, mel_band_centres_hz
+from steth.edge.normalise import running_mean
 
 MANIFEST_SUFFIX = ".manifest.json"
 WEIGHTS_FORMAT = "breathseg-causal-conv-v1"
@@ -133,7 +133,8 @@ def load_weights(path: Path, features: FeatureConfig) -> tuple[dict[str, np.ndar
 class FrameNormaliser:
     """Causal per-band mean removal: ``x[t] - m[t]``, ``m`` an exponential running mean.
 
-    The mean starts at the first frame, so a stream is normalised from its first frame on.
+    The mean starts at the first frame, so a stream is normalised from its first frame on
+    (:func:`steth.edge.normalise.running_mean` without its cumulative start).
     """
 
     def __init__(self, n_bands: int, tau_frames: float) -> None:
@@ -145,12 +146,7 @@ class FrameNormaliser:
         x = np.asarray(frames, dtype=np.float64)
         if x.shape[0] == 0:
             return np.zeros((0, self.n_bands))
-        if self.mean is None:
-            self.mean = x[0].copy()
-        a = self.alpha
-        # m[t] = a m[t-1] + (1 - a) x[t]; lfilter's state for this filter is a * m[t-1].
-        mean, state = lfilter([1.0 - a], [1.0, -a], x, axis=0, zi=(a * self.mean)[None, :])
-        self.mean = state[0] / a
+        mean, self.mean = running_mean(x, self.alpha, 0, self.mean, cumulative_start=False)
         return x - mean
 
     def reset(self) -> None:
@@ -317,10 +313,7 @@ class BreathCycleDetector:
         self.net = BoundaryNet(arrays, manifest)
         self.normaliser = FrameNormaliser(self.features.n_mels, self.net.tau_frames)
         self.picker = BoundaryPicker(c, self.fps)
-        fb = mel_filterbank(self.features.sample_rate, self.features.n_fft, self.features.n_mels,
-                            self.features.fmin_hz, self.features.fmax_hz)
-        bin_hz = np.arange(fb.shape[0]) * self.features.sample_rate / self.features.n_fft
-        centres = (fb * bin_hz[:, None]).sum(axis=0)
+        centres = mel_band_centres_hz(self.features)
         self.band = (centres >= c.envelope_band_hz[0]) & (centres <= c.envelope_band_hz[1])
         self.env: deque[float] = deque(maxlen=round(c.history_s * self.fps))
         self.frames_pushed = 0  # since the last reset

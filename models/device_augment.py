@@ -30,17 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from steth.edge.features import FeatureConfig, mel_filterbank
+from steth.edge.features import FeatureConfig, mel_band_centres_hz
 
 DB = math.log(10.0) / 10.0  # dB to natural-log power
-
-
-def band_centres_hz(config: FeatureConfig) -> np.ndarray:
-    """Centre frequency of each mel band (the filter-weighted mean FFT bin)."""
-    fb = mel_filterbank(config.sample_rate, config.n_fft, config.n_mels, config.fmin_hz,
-                        config.fmax_hz)
-    bin_hz = np.arange(fb.shape[0]) * config.sample_rate / config.n_fft
-    return (fb * bin_hz[:, None]).sum(axis=0)
 
 
 def smooth_eq_db(centres_hz: np.ndarray, peak_db: float, rng: np.random.Generator
@@ -106,7 +98,7 @@ def simulate_device(logmel: np.ndarray, rng: np.random.Generator, spec: dict[str
     x = np.asarray(logmel, dtype=np.float64)
     if x.shape[0] == 0 or not spec:
         return x.astype(np.float32)
-    centres = band_centres_hz(config)
+    centres = mel_band_centres_hz(config)
     fps = config.frames_per_second
     power = np.maximum(np.exp(x) - config.log_floor, 0.0)
     mean_power = float(power.mean()) + 1e-20

@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from steth.edge.features import FeatureConfig
+from steth.edge.features import FeatureConfig, mel_band_centres_hz
 from steth.models.device_augment import (
-    band_centres_hz,
-    friction_bursts,
+        friction_bursts,
     heart_thumps,
     low_pass_db,
     simulate_device,
@@ -17,7 +16,7 @@ from steth.models.device_augment import (
 )
 
 CONFIG = FeatureConfig()
-CENTRES = band_centres_hz(CONFIG)
+CENTRES = mel_band_centres_hz(CONFIG)
 FPS = CONFIG.frames_per_second
 TO_DB = 10.0 / np.log(10.0)
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from steth.edge.features import FeatureConfig
+from steth.edge.features import FeatureConfig, mel_band_centres_hz
 from steth.edge.guard import GuardError, GuardModel, SignalGuard, recording_shape
 from steth.models.data import split_train_validation
 from steth.models.datasets import load_sprsound
-from steth.models.device_augment import band_centres_hz, low_pass_db
+from steth.models.device_augment import low_pass_db
 from steth.models.feature_cache import cached_features
 from steth.models.guard_fit import firing, fit_guard
 
@@ -37,7 +37,7 @@ def test_the_guard_fires_on_at_most_its_rate_of_sprsound_validation_recordings(f
 @pytest.mark.parametrize("device", ["band-limited to 1 kHz", "resonant chest-piece"])
 def test_the_guard_fires_on_a_simulated_other_stethoscope(fitted, device):
     guard, _, _, val = fitted
-    centres = band_centres_hz(CONFIG)
+    centres = mel_band_centres_hz(CONFIG)
     u = np.log(centres / centres[0]) / np.log(centres[-1] / centres[0])
     response = (low_pass_db(centres, 1000.0) if device.startswith("band")
                 else 12.0 * np.cos(2 * np.pi * u))  # ±12 dB, two swings across the band
