@@ -329,21 +329,27 @@ def model_size(path: Path) -> dict:
     return info
 
 
-def print_device_table(rows: list[dict], title: str) -> None:
-    """The per-device (and per data set) 4-class cycle table with its all-Normal column."""
+def print_device_table(rows: list[dict], title: str,
+                       first: tuple[str, str] = ("data set", "dataset")) -> None:
+    """The per-device 4-class cycle table with its all-Normal column.
+
+    ``first`` is the first column's heading and the row key it shows (the data set here,
+    the fold in ``steth-lodo``).
+    """
     from rich.console import Console
     from rich.table import Table
 
+    heading, key = first
     table = Table(title=title)
-    for col in ("data set", "device", "patients", "cycles", "SE", "SP", "Score", "95% CI",
+    for col in (heading, "device", "patients", "cycles", "SE", "SP", "Score", "95% CI",
                 "all-Normal"):
-        table.add_column(col, justify="left" if col in ("data set", "device") else "right")
+        table.add_column(col, justify="left" if col in (heading, "device") else "right")
     for r in rows:
         ci = r.get("ci95")
-        table.add_row(r["dataset"], r["device"], str(r["patients"]), str(r["cycles"]),
+        table.add_row(r[key], r["device"], str(r["patients"]), str(r["cycles"]),
                       f"{r['se']:.3f}", f"{r['sp']:.3f}", f"{r['score']:.3f}",
                       f"{ci[0]:.3f}–{ci[1]:.3f}" if ci else "", f"{r['all_normal_score']:.3f}")
-    Console().print(table)
+    Console(width=120).print(table)
 
 
 def print_table(result: dict, meta: dict) -> None:

@@ -21,6 +21,7 @@ from steth.edge.features import FeatureConfig
 from steth.edge.infer import CycleModel, ModelError
 from steth.edge.labels import EVENT_CLASSES, FOUR_CLASSES, VerdictRule
 from steth.edge.manifest import write_manifest
+from steth.models import TRAINING_OUTPUTS
 from steth.models.datasets import DataError, default_data_root
 from steth.models.guard_fit import fit_guard
 from steth.models.metrics import expected_calibration_error
@@ -38,7 +39,6 @@ from steth.models.verdict_fit import apply_rule_to_manifests, fit_rule_on_valida
 
 OUTPUT_NAMES = ("findings", "subtype", "quality")
 DEFAULT_EXPORT_DIR = ASSETS_DIR  # the deployable files ship with the runtime
-TRAINING_OUTPUTS = Path(__file__).resolve().parent / "exports"
 
 
 def _nll_sigmoid(logits: np.ndarray, labels: np.ndarray, t: float) -> float:

@@ -7,8 +7,9 @@ recordings; the ``*`` fold trains on SPRSound alone and scores every ICBHI recor
 mean of tasks 1-1/1-2), temperatures and thresholds (``steth-export``'s fit) — comes from that
 fold's own patient-disjoint validation split of its own training data.
 
-Each step is resumable: training resumes from ``last.pt``, a finished export or score is
-kept. Run folds as separate background lanes, one thread each::
+Each step is resumable: training resumes from ``last.pt`` and a finished export is kept;
+the table is scored afresh from the exported fold models every time it is printed. Run
+folds as separate background lanes, one thread each::
 
     nohup steth-lodo models/configs/breathnet.toml --folds AKGC417L LittC2SE > lane1.log &
     nohup steth-lodo models/configs/breathnet.toml --folds Meditron '*' > lane2.log &
@@ -29,12 +30,11 @@ import numpy as np
 from steth.edge.features import FeatureConfig
 from steth.edge.guard import GuardModel
 from steth.edge.infer import CycleModel, ModelError
-from steth.models.benchmark import Collected, device_rows, score_icbhi
-from steth.models.data import split_train_validation
+from steth.models.benchmark import Collected, device_rows, print_device_table, score_icbhi
 from steth.models.datasets import DataError, default_data_root, load_icbhi, load_sprsound
-from steth.models.folds import ALL_ICBHI, Fold, build_folds, fold_training_recordings
+from steth.models.folds import ALL_ICBHI, Fold, build_folds
 from steth.models.guard_fit import firing, fit_guard
-from steth.models.train import TrainConfig, run_dir
+from steth.models.train import TrainConfig, run_dir, training_recordings
 
 FOLD_REPORT = "lodo.json"
 
@@ -63,10 +63,7 @@ def fold_guard(cfg: TrainConfig, data_root: Path) -> tuple[GuardModel, dict]:
     """The fold's guard, fitted on the fold's training split, threshold on its validation."""
     feat = cfg.feature_config()
     assert isinstance(feat, FeatureConfig)
-    recordings = load_sprsound(data_root, "train") + fold_training_recordings(
-        load_icbhi(data_root, "train"), cfg.hold_out_device)
-    train, val = split_train_validation(recordings, cfg.val_fraction, cfg.seed)
-    return fit_guard(train, val, feat)
+    return fit_guard(*training_recordings(cfg, data_root), feat)
 
 
 def guard_validation(cfg: TrainConfig, fold: Fold, data_root: Path,
@@ -117,18 +114,15 @@ def score_fold(cfg: TrainConfig, fold: Fold, n_boot: int, data_root: Path) -> di
             "epochs": cfg.epochs, "seed": cfg.seed}
 
 
-def run_folds(cfg: TrainConfig, folds: list[Fold], data_root: Path, n_boot: int) -> None:
+def run_folds(cfg: TrainConfig, folds: list[Fold], data_root: Path) -> None:
+    """Train and export each fold (resuming); :func:`summary` scores them afterwards."""
     for fold in folds:
-        fcfg = fold_config(cfg, fold)
         start = time.process_time()
         print(f"[{fold.name}] training on SPRSound + {len(fold.train)} ICBHI recordings, "
-              f"scoring {len(fold.test)}", flush=True)
-        train_fold(fcfg, data_root)
-        report = score_fold(fcfg, fold, n_boot, data_root)
-        (run_dir(fcfg) / FOLD_REPORT).write_text(json.dumps(report, indent=2) + "\n")
-        for row in report["rows"]:
-            print(f"[{fold.name}] {row['device']}: Score {row['score']:.3f} SE {row['se']:.3f} "
-                  f"SP {row['sp']:.3f} ({time.process_time() - start:.0f} s CPU)", flush=True)
+              f"then scoring {len(fold.test)}", flush=True)
+        train_fold(fold_config(cfg, fold), data_root)
+        print(f"[{fold.name}] trained and exported ({time.process_time() - start:.0f} s CPU)",
+              flush=True)
 
 
 def pooled_row(reports: list[dict], n_boot: int) -> dict | None:
@@ -171,22 +165,13 @@ def summary(cfg: TrainConfig, folds: list[Fold], n_boot: int, data_root: Path) -
 
 def print_summary(result: dict) -> None:
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table(title=f"leave-one-device-out: {result['recipe']} {result['version']} "
-                        f"seed {result['seed']} ({result['epochs']} passes)")
-    for col in ("fold", "device", "patients", "cycles", "SE", "SP", "Score", "95% CI",
-                "all-Normal"):
-        table.add_column(col, justify="left" if col in ("fold", "device") else "right")
     rows = result["folds"] + ([{"fold": "pooled", **result["pooled"]}] if result["pooled"]
                               else [])
-    for r in rows:
-        ci = r["ci95"]
-        table.add_row(r["fold"], r["device"], str(r["patients"]), str(r["cycles"]),
-                      f"{r['se']:.3f}", f"{r['sp']:.3f}", f"{r['score']:.3f}",
-                      f"{ci[0]:.3f}–{ci[1]:.3f}", f"{r['all_normal_score']:.3f}")
+    print_device_table(rows, f"leave-one-device-out: {result['recipe']} {result['version']} "
+                             f"seed {result['seed']} ({result['epochs']} passes)",
+                       first=("fold", "fold"))
     console = Console(width=120)
-    console.print(table)
     if result["mean_device_score"] is not None:
         console.print(f"mean over held-out devices {result['mean_device_score']:.3f}")
     for g in result["guard"]:
@@ -238,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         if not args.report:
             chosen = [f for f in folds if args.folds is None or f.held_out in args.folds]
-            run_folds(cfg, chosen, args.data, args.bootstrap)
+            run_folds(cfg, chosen, args.data)
     except (DataError, ModelError) as exc:
         print(f"steth-lodo: {exc}", file=sys.stderr)
         return 2

@@ -19,6 +19,7 @@ from pathlib import Path
 from steth.edge.features import FeatureConfig
 from steth.edge.infer import ModelError
 from steth.edge.manifest import ManifestError, load_manifest
+from steth.models import TRAINING_OUTPUTS
 from steth.models.datasets import DataError, default_data_root
 
 TASKS = ("1-1", "1-2", "2-1", "2-2", "icbhi")
@@ -34,7 +35,6 @@ INTENDED_USE = ("Decision aid: reports crackle and wheeze findings per breath cy
                 "a clinician's auscultation. It does not diagnose.")
 
 
-TRAINING_OUTPUTS = Path(__file__).resolve().parent / "exports"  # cards and results
 
 
 def card_paths(model_path: Path, out_dir: Path = TRAINING_OUTPUTS) -> tuple[Path, Path]:

@@ -33,7 +33,13 @@ from steth.edge.labels import EVENT_CLASSES, four_class_index
 from steth.edge.normalise import normalise_recording
 from steth.models.chain_augment import add_gain_and_noise
 from steth.models.data import IGNORE, Sample, SampleSet, build_sample_set, split_train_validation
-from steth.models.datasets import DataError, default_data_root, load_icbhi, load_sprsound
+from steth.models.datasets import (
+    DataError,
+    Recording,
+    default_data_root,
+    load_icbhi,
+    load_sprsound,
+)
 from steth.models.device_augment import simulate_device
 from steth.models.feature_cache import FrontEnd, default_cache_root
 from steth.models.folds import fold_name, fold_training_recordings
@@ -391,7 +397,10 @@ def run_dir(cfg: TrainConfig) -> Path:
     return base / f"seed{cfg.seed}"
 
 
-def load_data(cfg: TrainConfig, data_root: Path) -> tuple[SampleSet, SampleSet]:
+def training_recordings(cfg: TrainConfig, data_root: Path
+                        ) -> tuple[list[Recording], list[Recording]]:
+    """The run's (or fold's) training recordings, split patient-disjoint into train and
+    validation: what every fitted part of a run (weights, thresholds, guard) may see."""
     recordings = load_sprsound(data_root, "train")
     if cfg.use_icbhi:
         recordings += fold_training_recordings(load_icbhi(data_root, "train"),
@@ -400,7 +409,11 @@ def load_data(cfg: TrainConfig, data_root: Path) -> tuple[SampleSet, SampleSet]:
         rng = np.random.default_rng(cfg.seed)
         recordings = [recordings[i] for i in sorted(rng.choice(len(recordings),
                                                                 cfg.max_recordings, False))]
-    train, val = split_train_validation(recordings, cfg.val_fraction, cfg.seed)
+    return split_train_validation(recordings, cfg.val_fraction, cfg.seed)
+
+
+def load_data(cfg: TrainConfig, data_root: Path) -> tuple[SampleSet, SampleSet]:
+    train, val = training_recordings(cfg, data_root)
     feat = cfg.feature_config()
     return (build_sample_set(train, feat, cfg.window, keep_raw=bool(cfg.device_augment)),
             build_sample_set(val, feat, cfg.window))
