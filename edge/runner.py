@@ -134,10 +134,6 @@ class EdgeSession:
     stop: threading.Event = field(default_factory=threading.Event)
     on_audio: Callable[[AudioChunk], None] | None = None
 
-    @property
-    def simulated(self) -> bool:
-        return bool(getattr(self.transport, "simulated", False))
-
     def run(self) -> int:
         """Stream until stopped; 0, or :data:`EXIT_PROTOCOL` for another protocol major."""
         decoder = StreamDecoder()
@@ -221,12 +217,18 @@ def run(args: argparse.Namespace, prog: str = "python -m steth.edge.runner") -> 
         session.close()
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run_cli(parser: argparse.ArgumentParser, run_args: Callable[[argparse.Namespace], int],
+            argv: list[str] | None = None) -> int:
+    """Parse, run, and turn Ctrl-C outside the I/O loop into exit code 130."""
+    args = parser.parse_args(argv)
     try:
-        return run(args)
+        return run_args(args)
     except KeyboardInterrupt:
         return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(build_parser(), run, argv)
 
 
 if __name__ == "__main__":

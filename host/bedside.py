@@ -30,6 +30,7 @@ from steth.edge.runner import (
     StartupError,
     add_runner_arguments,
     open_session,
+    run_cli,
 )
 from steth.host.dashboard import Dashboard, DashboardActions
 from steth.host.listen import NoOutputDeviceError, add_listen_arguments, open_listener
@@ -158,22 +159,15 @@ def run(args: argparse.Namespace) -> int:
             dashboard_thread = start_dashboard(dashboard, session, recorder)
         return session.run()
     finally:
-        session.stop.set()
-        session.pipeline.close()
+        session.close()  # closing the sinks also tells the dashboard to stop
         if listener is not None:
             listener.close()
-        session.transport.close()
-        session.sinks.close()
         if dashboard_thread is not None:
             dashboard_thread.join()
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except KeyboardInterrupt:
-        return 130
+    return run_cli(build_parser(), run, argv)
 
 
 if __name__ == "__main__":
