@@ -128,16 +128,9 @@ class ChannelNormaliser:
         self.count = 0
         self.mean: np.ndarray | None = None
 
-    @property
-    def settling(self) -> bool:
-        """True until ``warmup_s`` of frames have passed since the start or the last reset.
-
-        Without normalisation nothing settles: the frames are the log-mel itself.
-        """
-        return self.config.kind != "none" and self.count < self.warmup_frames
-
     def settling_at(self, frame: int) -> bool:
-        """Whether frame ``frame`` (counted from the start or the last reset) was settling."""
+        """Whether frame ``frame`` (counted from the start or the last reset) lies in the
+        warm-up. Without normalisation nothing settles: the frames are the log-mel itself."""
         return self.config.kind != "none" and frame < self.warmup_frames
 
     def reset(self) -> None:

@@ -193,7 +193,7 @@ def device_frames(s: Sample, subset: SampleSet, cfg: TrainConfig,
     """
     assert subset.raw is not None
     feat = cfg.feature_config()
-    heard = add_gain_and_noise(subset.raw[s.rec_index], rng, cfg.augment, feat)
+    heard = add_gain_and_noise(subset.raw[s.rec_index], rng, cfg.augment, feat.unnormalised)
     heard = simulate_device(heard, rng, cfg.device_augment, feat)
     frames = normalise_recording(heard, feat.norm, feat.frames_per_second, feat.log_floor)
     return frames[s.first:s.last]

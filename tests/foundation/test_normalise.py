@@ -116,18 +116,18 @@ def test_reset_starts_over_and_settling_covers_the_warm_up():
     norm = ChannelNormaliser(config, 62.5)
     rng = np.random.default_rng(2)
     first, second = rng.normal(size=(300, 8)), rng.normal(size=(300, 8)) + 5.0
-    assert norm.settling
+    assert norm.settling_at(norm.count)
     norm.push(first[:124])
-    assert norm.settling
+    assert norm.settling_at(norm.count)
     norm.push(first[124:])
-    assert not norm.settling
+    assert not norm.settling_at(norm.count)
     norm.reset()
-    assert norm.settling
+    assert norm.settling_at(norm.count)
     np.testing.assert_allclose(norm.push(second), normalise_recording(second, config, 62.5),
                                atol=1e-6)
     assert norm.settling_at(124) and not norm.settling_at(125)
     off = ChannelNormaliser(NormConfig(), 62.5)
-    assert not off.settling and not off.settling_at(0)
+    assert not off.settling_at(off.count) and not off.settling_at(0)
 
 
 def test_the_running_mean_is_cumulative_then_exponential():

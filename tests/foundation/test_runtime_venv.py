@@ -68,7 +68,6 @@ def test_the_headless_runner_prints_json_lines_on_its_own():
                             timeout=120)
     assert result.returncode == 0, result.stderr
     events = [json.loads(line) for line in result.stdout.splitlines()]
-    assert events[0]["type"] == "hello" or any(e["type"] == "hello" for e in events)
     assert {"hello", "level"} <= {e["type"] for e in events}
     assert all(e.get("simulated") is True for e in events)
 
