@@ -415,6 +415,13 @@ def run_torch(config_path: Path, data_root: Path, split: str, *, seed: int | Non
     return report
 
 
+def trained_on_icbhi_train(model: CycleModel | TorchCycleModel, icbhi_split: str) -> bool:
+    """Whether scoring this ICBHI half is in-sample: the model's recipe used the training
+    half (every recipe does unless ``use_icbhi = false``; a fold model used part of it)."""
+    config = model.manifest.data.get("training", {}).get("config", {})
+    return icbhi_split == "train" and bool(config.get("use_icbhi", True))
+
+
 def score(model: CycleModel | TorchCycleModel, data_root: Path, split: str, *,
           limit: int = 0, n_boot: int = 1000, transform: AudioTransform | None = None,
           condition: str = "clean", show_progress: bool = True,
@@ -445,9 +452,7 @@ def score(model: CycleModel | TorchCycleModel, data_root: Path, split: str, *,
             "precision": model.manifest.data["precision"], "split": split,
             "condition": condition, "sprsound_recordings": len(recordings),
             "icbhi_test_recordings": len(icbhi), "icbhi_split": icbhi_split,
-            "icbhi_in_sample": icbhi_split == "train" and bool(icbhi)
-            and bool(model.manifest.data.get("training", {}).get("config", {}).get(
-                "use_icbhi", True)),
+            "icbhi_in_sample": bool(icbhi) and trained_on_icbhi_train(model, icbhi_split),
             "cycle_ms_median": statistics.median(ms),
             "cycle_ms_p95": float(np.percentile(ms, 95)), "thresholds": model.thresholds}
     return {"meta": meta, "results": summarise(collected, n_boot),
