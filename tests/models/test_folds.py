@@ -75,4 +75,4 @@ def test_the_benchmark_reports_every_icbhi_device_in_sample_when_asked(shared_da
     assert sum(r["cycles"] for r in rows.values()) == report["results"]["icbhi-test"][
         "icbhi"]["n"]
     assert rows["LittC2SE"]["patients"] == 5 and rows["Meditron"]["patients"] == 7
-    assert report["meta"]["icbhi_split"] == "train"
+    assert report["meta"]["icbhi_split"] == "train" and report["meta"]["icbhi_in_sample"] is True
