@@ -3,7 +3,8 @@ exported model and is validated before the model is used.
 
 It says what the model is (name, version), what it expects (feature config and its hash,
 sample rate, input shape) and what its outputs mean (label map, output semantics, decision
-thresholds, calibration), and pins the weights by SHA-256. A missing, malformed or
+thresholds, calibration), and pins the weights by SHA-256; the decision fields are pinned
+in turn by digests inside the model file (:mod:`steth.edge.model_pin`). A missing, malformed or
 mismatching manifest is a :class:`ManifestError` with a one-line message.
 """
 
@@ -18,6 +19,13 @@ from typing import Any
 from steth.edge.features import FeatureConfig
 from steth.edge.guard import GuardError, GuardModel
 from steth.edge.labels import VerdictRule
+from steth.edge.model_pin import (
+    MODEL_DECISION_FIELDS,
+    ModelPinError,
+    check_pinned,
+    embed,
+    field_digests,
+)
 
 MANIFEST_SCHEMA = 1
 MANIFEST_SUFFIX = ".manifest.json"
@@ -160,7 +168,8 @@ def load_manifest(model_path: Path, *, expected_feature_hash: str | None = None)
     model_path : Path
         The ``.onnx`` or ``.tflite`` file.
     expected_feature_hash : str, optional
-        The feature hash the caller computes with; a different one is an error.
+        The hash of the log-mel front end the caller computes (without channel
+        normalisation, which the model brings with it); a different one is an error.
     """
     model_path = Path(model_path)
     if not model_path.is_file():
@@ -175,8 +184,9 @@ def load_manifest(model_path: Path, *, expected_feature_hash: str | None = None)
         raise ManifestError(f"{where}: manifest is not valid JSON ({exc})") from exc
     _check_fields(data, where)
     config = _check_feature_config(data, where)
-    if expected_feature_hash is not None and config.hash() != expected_feature_hash:
-        raise ManifestError(f"{where}: model expects features {config.hash()}, this pipeline "
+    front_end = config.unnormalised.hash()
+    if expected_feature_hash is not None and front_end != expected_feature_hash:
+        raise ManifestError(f"{where}: model expects features {front_end}, this pipeline "
                             f"computes {expected_feature_hash}")
     if data["weights_file"] != model_path.name:
         raise ManifestError(f"{where}: manifest is for {data['weights_file']}, "
@@ -186,16 +196,26 @@ def load_manifest(model_path: Path, *, expected_feature_hash: str | None = None)
         raise ManifestError(f"{model_path}: SHA-256 {actual[:12]}… does not match the "
                             f"manifest's {data['weights_sha256'][:12]}…; the file was "
                             "changed or corrupted")
+    try:
+        check_pinned(model_path, data, MODEL_DECISION_FIELDS, where)
+    except ModelPinError as exc:
+        raise ManifestError(str(exc)) from None
     return Manifest(data, where)
 
 
 def write_manifest(model_path: Path, fields: dict[str, Any]) -> Path:
-    """Write the sidecar for ``model_path``: fills in the file name and its SHA-256."""
+    """Write the sidecar for ``model_path``: pins its decision fields inside the model file,
+    then fills in the file name and the file's SHA-256."""
     model_path = Path(model_path)
     data = {"schema": MANIFEST_SCHEMA, **fields, "weights_file": model_path.name,
-            "weights_sha256": sha256_file(model_path)}
+            "weights_sha256": ""}
     _check_fields(data, manifest_path_for(model_path))
     _check_feature_config(data, manifest_path_for(model_path))
+    try:
+        embed(model_path, field_digests(data, MODEL_DECISION_FIELDS))
+    except ModelPinError as exc:
+        raise ManifestError(str(exc)) from None
+    data["weights_sha256"] = sha256_file(model_path)
     path = manifest_path_for(model_path)
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     return path

@@ -31,6 +31,7 @@ import numpy as np
 
 from steth.edge.assets import default_detector_path
 from steth.edge.features import FeatureConfig, mel_band_centres_hz
+from steth.edge.model_pin import DETECTOR_DECISION_FIELDS, NPZ_MEMBER, ModelPinError, check_pinned
 from steth.edge.normalise import running_mean
 
 MANIFEST_SUFFIX = ".manifest.json"
@@ -120,8 +121,13 @@ def load_weights(path: Path, features: FeatureConfig) -> tuple[dict[str, np.ndar
         raise DetectorWeightsError(f"{path}: trained on features {manifest.get('feature_hash')}"
                                    f", the stream uses {expected}; retrain the detector")
     try:
+        check_pinned(path, manifest, DETECTOR_DECISION_FIELDS, manifest_path)
+    except ModelPinError as exc:
+        raise DetectorWeightsError(str(exc)) from None
+    try:
         with np.load(path, allow_pickle=False) as data:
-            arrays = {k: np.asarray(data[k], dtype=np.float64) for k in data.files}
+            arrays = {k: np.asarray(data[k], dtype=np.float64) for k in data.files
+                      if k != NPZ_MEMBER}
     except (OSError, ValueError) as exc:
         raise DetectorWeightsError(f"{path}: cannot read detector weights ({exc})") from exc
     return arrays, manifest

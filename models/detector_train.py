@@ -29,6 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from steth.edge.features import FeatureConfig
+from steth.edge.model_pin import DETECTOR_DECISION_FIELDS, embed, field_digests
 from steth.edge.segment import MANIFEST_SUFFIX, WEIGHTS_FORMAT, FrameNormaliser
 from steth.models.datasets import DataError, Recording, default_data_root, load_icbhi, load_sprsound
 from steth.models.feature_cache import cached_features, default_cache_root
@@ -254,12 +255,14 @@ def export(net: TorchBoundaryNet, cfg: DetectorTrainConfig, path: Path, info: di
     np.savez(path, **net.numpy_arrays())
     manifest = {
         "format": WEIGHTS_FORMAT, "name": cfg.name, "version": cfg.version,
-        "weights_file": path.name,
-        "weights_sha256": sha256_file(path), "feature_hash": cfg.features.hash(),
+        "weights_file": path.name, "feature_hash": cfg.features.hash(),
         "feature_config": cfg.features.to_dict(), "channels": cfg.channels,
         "dilations": list(cfg.dilations), "lookahead_frames": cfg.lookahead_frames,
         "norm_tau_frames": cfg.norm_tau_frames, "trained_on": info,
     }
+    # JSON's view of the fields (tuples become lists) is what the loader digests.
+    embed(path, field_digests(json.loads(json.dumps(manifest)), DETECTOR_DECISION_FIELDS))
+    manifest["weights_sha256"] = sha256_file(path)
     Path(str(path) + MANIFEST_SUFFIX).write_text(json.dumps(manifest, indent=2) + "\n")
 
 

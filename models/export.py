@@ -221,7 +221,7 @@ def refit_verdict_rule(cfg: TrainConfig, data_root: Path, out_dir: Path) -> list
     """Fit the record rule on the SPRSound validation records with the exported int8 model."""
     int8 = out_dir / f"{cfg.name}.int8.onnx"
     feat = log_mel_config(cfg)
-    model = CycleModel(int8, expected_feature_hash=feat.hash(), threads=1)
+    model = CycleModel(int8, expected_feature_hash=feat.unnormalised.hash(), threads=1)
     rule, scores, default, n = fit_rule_on_validation(model, feat, data_root,
                                                       cfg.val_fraction, cfg.seed)
     print(f"verdict rule on {n} validation records: {rule.to_dict()} "

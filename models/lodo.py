@@ -90,7 +90,8 @@ def guard_validation(cfg: TrainConfig, fold: Fold, data_root: Path,
 
 def score_fold(cfg: TrainConfig, fold: Fold, n_boot: int, data_root: Path) -> dict:
     """The held-out device's cycles scored by the fold's int8 model, and its guard checked."""
-    model = CycleModel(fold_model(cfg), expected_feature_hash=cfg.feature_config().hash(),
+    model = CycleModel(fold_model(cfg),
+                       expected_feature_hash=cfg.feature_config().unnormalised.hash(),
                        threads=1)
     collected = Collected()
     per_recording: dict[str, list[tuple[str, str, str]]] = {}

@@ -14,7 +14,7 @@ import pytest
 from steth.edge.assets import ASSETS_DIR
 from steth.edge.features import FeatureConfig, frame_range
 from steth.edge.infer import CycleModel, ModelError, cycle_windows
-from steth.edge.manifest import load_manifest, manifest_path_for, write_manifest
+from steth.edge.manifest import load_manifest, manifest_path_for, sha256_file, write_manifest
 from steth.models.datasets import load_sprsound
 from steth.models.feature_cache import cached_features
 from tests.conftest import require
@@ -173,19 +173,30 @@ def test_corrupt_tflite_is_a_one_line_model_error(tmp_path):
 def test_unreadable_tflite_with_matching_manifest_is_a_one_line_model_error(tmp_path):
     model = copy_with_manifest(TFLITE, tmp_path)
     model.write_bytes(TFLITE.read_bytes()[:4096])  # truncated, manifest re-signed for it
-    fields = json.loads(manifest_path_for(model).read_text())
-    write_manifest(model, {k: v for k, v in fields.items()
-                           if k not in ("schema", "weights_file", "weights_sha256")})
-    assert "TFLite cannot load" in assert_one_line_model_error(model)
+    resign_manifest(model, json.loads(manifest_path_for(model).read_text()))
+    assert "not a readable tflite model file" in assert_one_line_model_error(model)
 
 
 def test_onnx_file_declared_as_tflite_is_a_one_line_model_error(tmp_path):
     model = tmp_path / "breathnet.int8.tflite"
     shutil.copy(ONNX_INT8, model)  # the wrong model file under the TFLite name
-    fields = json.loads(manifest_path_for(TFLITE).read_text())
-    write_manifest(model, {k: v for k, v in fields.items()
-                           if k not in ("schema", "weights_file", "weights_sha256")})
+    resign_manifest(model, json.loads(manifest_path_for(TFLITE).read_text()))
+    assert "not a readable tflite model file" in assert_one_line_model_error(model)
+
+
+def test_a_pinned_tflite_that_the_runtime_rejects_is_a_one_line_model_error(tmp_path):
+    model = copy_with_manifest(TFLITE, tmp_path)
+    data = bytearray(model.read_bytes())
+    data[4:8] = b"XXXX"  # the file identifier: pins still readable, the runtime refuses
+    model.write_bytes(bytes(data))
+    resign_manifest(model, json.loads(manifest_path_for(model).read_text()))
     assert "TFLite cannot load" in assert_one_line_model_error(model)
+
+
+def resign_manifest(model, fields: dict) -> None:
+    """The manifest rewritten for ``model``'s bytes as they are, as a careless tool would."""
+    fields = {**fields, "weights_file": model.name, "weights_sha256": sha256_file(model)}
+    manifest_path_for(model).write_text(json.dumps(fields))
 
 
 def test_tflite_whose_input_disagrees_with_its_manifest_is_a_model_error(tmp_path):
