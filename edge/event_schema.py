@@ -188,6 +188,13 @@ MODEL_FIELDS: dict[str, Field] = {
     "hash": Field(text(non_empty=True)),
     "calibrated": Field(boolean()),
     "backend": Field(text(), required=False, nullable=True),
+    "thresholds": Field(free_object(), required=False),
+}
+
+DETECTOR_FIELDS: dict[str, Field] = {
+    "name": Field(text(non_empty=True)),
+    "version": Field(text(non_empty=True)),
+    "hash": Field(text(non_empty=True)),
 }
 
 QUALITY_FIELDS: dict[str, Field] = {
@@ -205,6 +212,7 @@ MESSAGE_FIELDS: dict[str, dict[str, Field]] = {
     "hello": {
         "device": Field(obj(DEVICE_FIELDS)),
         "model": Field(obj(MODEL_FIELDS)),
+        "detector": Field(obj(DETECTOR_FIELDS), required=False),
         "transport": Field(text(non_empty=True)),
         "simulated": Field(boolean()),
         "clock_synchronised": Field(boolean(), nullable=True),

@@ -30,8 +30,14 @@ def make_hello(*, device_id: str, firmware: str, nominal_rate_hz: float, adc_bit
                transport: str, simulated: bool, clock_synchronised: bool | None = None,
                gain: float | None = None, backend: str | None = None,
                software: str | None = None, settings: Mapping[str, Any] | None = None,
+               thresholds: Mapping[str, float] | None = None,
+               detector: Mapping[str, str] | None = None,
                t: float | None = None) -> dict[str, Any]:
-    """Build the ``hello`` that opens a stream (device, model, transport, SIMULATED flag)."""
+    """Build the ``hello`` that opens a stream (device, model, transport, SIMULATED flag).
+
+    ``thresholds`` are the model's decision thresholds in use and ``detector`` the
+    breath-cycle detector's name, version and hash, so a session says exactly what decided.
+    """
     event = _base("hello", t, simulated)
     event.update({
         "simulated": bool(simulated),
@@ -43,6 +49,10 @@ def make_hello(*, device_id: str, firmware: str, nominal_rate_hz: float, adc_bit
                   "calibrated": bool(calibrated), "backend": backend},
         "clock_synchronised": clock_synchronised,
     })
+    if thresholds is not None:
+        event["model"]["thresholds"] = {k: float(v) for k, v in thresholds.items()}
+    if detector is not None:
+        event["detector"] = dict(detector)
     if software is not None:
         event["software"] = software
     if settings is not None:

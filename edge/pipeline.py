@@ -228,7 +228,8 @@ class Pipeline:
             model_name=manifest.name, model_version=manifest.version,
             model_hash=manifest.weights_sha256, calibrated=manifest.calibrated,
             transport=self.transport, simulated=self.simulated,
-            backend=manifest.data["format"], clock_synchronised=None))
+            backend=manifest.data["format"], clock_synchronised=None,
+            thresholds=manifest.thresholds, detector=self.detector.identity))
 
     def new_site(self) -> None:
         """The stethoscope moved to another site: restart the normaliser and the guard.

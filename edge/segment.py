@@ -317,6 +317,10 @@ class BreathCycleDetector:
         self.fps = self.features.frames_per_second
         arrays, manifest = load_weights(c.weights or default_detector_path(), self.features)
         self.net = BoundaryNet(arrays, manifest)
+        # What events and sessions name the detector by (its weights pinned by the hash).
+        self.identity = {"name": str(manifest.get("name", "?")),
+                         "version": str(manifest.get("version", "?")),
+                         "hash": str(manifest["weights_sha256"])}
         self.normaliser = FrameNormaliser(self.features.n_mels, self.net.tau_frames)
         self.picker = BoundaryPicker(c, self.fps)
         centres = mel_band_centres_hz(self.features)

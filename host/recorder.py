@@ -362,6 +362,7 @@ class Recorder:
         self.meta.update({
             "device": event["device"], "transport": event["transport"],
             "simulated": bool(event.get("simulated")), "model": event["model"],
+            "detector": event.get("detector"),
             "software": event.get("software"), "clock_synchronised": synced,
             "unsynchronised_clock": synced is not True,
         })

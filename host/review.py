@@ -59,6 +59,14 @@ def finding_counts(cycles: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     return dict(counts)
 
 
+def detector_line(detector: Mapping[str, Any] | None) -> str:
+    """The breath-cycle detector a session ran with (older sessions did not record it)."""
+    if not detector:
+        return "detector not recorded"
+    return (f"detector {detector.get('name', '?')} {detector.get('version', '?')} "
+            f"{str(detector.get('hash', '?'))[:19]}")
+
+
 def take_summary_lines(meta: Mapping[str, Any], take: Mapping[str, Any],
                        cycles: list[dict[str, Any]]) -> list[str]:
     """Plain-text summary of one take (used by `show` and printed into the report)."""
@@ -74,6 +82,7 @@ def take_summary_lines(meta: Mapping[str, Any], take: Mapping[str, Any],
         f"record verdict (findings, not a diagnosis): {verdict_text}",
         f"model {model.get('name', '?')} {model.get('version', '?')} "
         f"{str(model.get('hash', '?'))[:19]}  calibrated={model.get('calibrated')}",
+        detector_line(meta.get("detector")),
         f"device {device.get('id', '?')} fw {device.get('firmware', '?')}  transport "
         f"{meta.get('transport')}  gaps {len(take.get('gaps', []))}  marks "
         f"{len(take.get('marks', []))}",

@@ -158,10 +158,40 @@ def test_edge_run_refuses_an_edited_manifest_in_one_line(tmp_path):
     model = _copy_with_manifest("breathnet.int8.onnx", tmp_path)
     _edit_manifest(model, _set_crackle_threshold)
     edge_run = Path(sys.executable).with_name("edge-run")
-    result = subprocess.run([str(edge_run), "--simulate", "--sim-duration", "2", "--model",
+    result = subprocess.run([str(edge_run), "--simulate", "--duration", "2", "--model",
                              str(model), "--no-dashboard"], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "'thresholds' differs" in lines[0], result.stderr
+
+
+def test_hello_and_the_saved_session_name_the_detector_and_the_thresholds(tmp_path):
+    edge_run = Path(sys.executable).with_name("edge-run")
+    record = tmp_path / "sessions"
+    result = subprocess.run([str(edge_run), "--simulate", "--duration", "4",
+                             "--no-dashboard", "--record", str(record), "--patient", "P007"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    hello = next(json.loads(line) for line in result.stdout.splitlines()
+                 if '"hello"' in line)
+    model = json.loads(manifest_path_for(default_model_path()).read_text())
+    detector = json.loads(Path(str(default_detector_path()) + ".manifest.json").read_text())
+    assert hello["model"]["thresholds"] == model["thresholds"]
+    assert hello["detector"] == {"name": detector["name"], "version": detector["version"],
+                                 "hash": detector["weights_sha256"]}
+    (session,) = record.glob("*/session.json")
+    meta = json.loads(session.read_text())
+    assert meta["model"]["thresholds"] == model["thresholds"]
+    assert meta["detector"]["hash"] == detector["weights_sha256"]
+
+
+def test_the_session_summary_names_the_detector():
+    from steth.host.review import take_summary_lines
+
+    meta = {"model": {"name": "breathnet", "version": "1", "hash": "ab" * 32},
+            "detector": {"name": "breathseg", "version": "0.1.0", "hash": "cd" * 32}}
+    lines = take_summary_lines(meta, {"site": "p1"}, [])
+    assert "detector breathseg 0.1.0 cdcdcdcd" in "\n".join(lines)
+    assert "detector not recorded" in "\n".join(take_summary_lines({}, {"site": "p1"}, []))
