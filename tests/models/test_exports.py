@@ -25,6 +25,11 @@ MAX_GAIN_DECISION_CHANGES = 0.20
 CARD_TOLERANCE = 0.02  # the slice scores must stay within this of the model card's
 
 
+def shipped_features() -> FeatureConfig:
+    """The committed model's front end (with its channel normalisation, if any)."""
+    return load_manifest(EXPORTS / "breathnet.int8.onnx").feature_config
+
+
 def committed_models() -> list[Path]:
     return sorted(EXPORTS.glob("*.onnx"))
 
@@ -40,7 +45,7 @@ def test_every_committed_model_matches_its_manifest():
 @pytest.fixture(scope="module")
 def slice_events(shared_data):
     recs = load_sprsound(shared_data, "test")[:30]
-    config = FeatureConfig()
+    config = shipped_features()
     out = []
     for rec in recs:
         frames = cached_features(rec, config)
@@ -90,7 +95,7 @@ def test_int8_model_beats_the_floor_and_matches_its_card_on_a_fixed_test_slice(s
 
 def test_plus_minus_12_db_changes_few_decisions(shared_data):
     model = CycleModel(EXPORTS / "breathnet.int8.onnx")
-    config = FeatureConfig()
+    config = model.manifest.feature_config
     changed = total = 0
     for rec in load_sprsound(shared_data, "test")[:12]:
         audio, rate = load_audio(rec.audio_path)

@@ -36,7 +36,7 @@ MIN_CYCLES = 50
 @pytest.fixture(scope="module")
 def test_cycles(shared_data) -> list[np.ndarray]:
     """Log-mel frames of every annotated event (>= 4 frames) of the fixed slice."""
-    config = FeatureConfig()
+    config = load_manifest(TFLITE).feature_config
     cycles = []
     for rec in load_sprsound(shared_data, "test")[:SLICE]:
         frames = cached_features(rec, config)
