@@ -3,6 +3,7 @@
 Layout of one session (folders 0700, files 0600)::
 
     <root>/<session_id>/session.json           exam, device, model, settings, clock, takes
+    <root>/<session_id>/identity.json          who and when, written once (for recovery)
     <root>/<session_id>/01-p1/audio.flac       raw (unfiltered) int16 at the device rate
     <root>/<session_id>/01-p1/cycles.csv       one row per breath cycle
     <root>/<session_id>/01-p1/cycles.jsonl     the cycle events as received
@@ -41,6 +42,7 @@ from steth.host.session_files import (
     TAKE_FILE,
     RecorderError,
     finalize_take,
+    write_identity,
     write_json_atomic,
 )
 from steth.host.take import Take, Writer
@@ -155,6 +157,7 @@ class Recorder:
             "software": None, "settings": dict(settings or {}), "audio_format": audio_format,
             "state": "open", "takes": self._takes, "warnings": [],
         }
+        write_identity(self.session_dir, self.meta)
         self._save()
         self._stop_flusher = threading.Event()
         self._flusher = threading.Thread(target=self._flush_loop, args=(fsync_s,),

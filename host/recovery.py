@@ -9,6 +9,7 @@ nothing that matters.
 
 from __future__ import annotations
 
+import calendar
 import json
 import os
 import time
@@ -19,7 +20,9 @@ from typing import Any
 from steth.host.session_files import (
     CYCLES_CSV,
     CYCLES_JSONL,
+    DAMAGED_SUFFIX,
     EVENTS_JSONL,
+    IDENTITY_FILE,
     RAW_AUDIO,
     RAW_HEADER,
     SESSION_FILE,
@@ -27,6 +30,7 @@ from steth.host.session_files import (
     TAKE_FILE,
     RecorderError,
     finalize_take,
+    read_json_object,
     read_take_audio,
     take_folders,
     write_json_atomic,
@@ -76,13 +80,14 @@ def recover_take(folder: Path, audio_format: str, previous: Mapping[str, Any] | 
         # the kill came between creating the part file and its header: nothing to read it by
         (folder / RAW_AUDIO).unlink()
     finalize_take(folder, audio_format)
-    summary = dict(previous or {})
+    summary = dict(previous or read_json_object(folder / TAKE_FILE) or {})
     number, _, site = folder.name.partition("-")
     summary.update({"folder": folder.name, "site": summary.get("site", site),
                     "number": int(number), "cycles": cycles})
     if header is not None:
         summary.update({"sample_rate": header["sample_rate"],
                         "first_index": header["first_index"]})
+        summary.setdefault("started_unix", header.get("started_unix"))
     try:
         audio, rate = read_take_audio(folder)
         summary.update({"samples": int(audio.size), "duration_s": audio.size / rate,
@@ -107,6 +112,8 @@ def recover_take(folder: Path, audio_format: str, previous: Mapping[str, Any] | 
 def recover_session(session_dir: str | Path) -> dict[str, Any]:
     """Make an interrupted session whole: finish audio, cut torn lines, rebuild session.json.
 
+    A damaged session.json is kept as ``session.json.damaged``; who and when then come from
+    ``identity.json`` (written once when the session opened), else from the folder name.
     Idempotent: running it on a finished session changes nothing that matters.
 
     Returns
@@ -118,11 +125,10 @@ def recover_session(session_dir: str | Path) -> dict[str, Any]:
     if not session_dir.is_dir():
         raise RecorderError(f"no session folder {session_dir}")
     meta_path = session_dir / SESSION_FILE
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        meta = {"schema": SESSION_SCHEMA, "session_id": session_dir.name, "takes": [],
-                "warnings": [], "audio_format": "flac", "settings": {}}
+    meta = read_json_object(meta_path)
+    if meta is None:
+        _keep_damaged(meta_path)
+        meta = _rebuild_meta(session_dir)
     previous = {t.get("folder"): t for t in meta.get("takes", [])}
     audio_format = meta.get("audio_format", "flac")
     meta["takes"] = [recover_take(folder, audio_format, previous.get(folder.name))
@@ -133,6 +139,38 @@ def recover_session(session_dir: str | Path) -> dict[str, Any]:
         meta["state"] = "recovered"
         meta["recovered_unix"] = time.time()
     write_json_atomic(meta_path, meta)
+    return meta
+
+
+def _keep_damaged(meta_path: Path) -> None:
+    """Set a damaged session.json aside (it may still be read by hand); 0600 like the rest."""
+    if not meta_path.exists():
+        return
+    kept = meta_path.with_name(meta_path.name + DAMAGED_SUFFIX)
+    os.chmod(meta_path, 0o600)
+    os.replace(meta_path, kept)
+
+
+def _rebuild_meta(session_dir: Path) -> dict[str, Any]:
+    """session.json content from identity.json, else from the folder name."""
+    meta: dict[str, Any] = {"schema": SESSION_SCHEMA, "session_id": session_dir.name,
+                            "patient": None, "operator": None, "created_unix": None,
+                            "takes": [], "warnings": [], "audio_format": "flac",
+                            "settings": {}, "device": None}
+    identity = read_json_object(session_dir / IDENTITY_FILE)
+    if identity is not None:
+        meta.update({k: v for k, v in identity.items() if v is not None})
+        meta["identity_from"] = IDENTITY_FILE
+        return meta
+    # <UTC stamp>-<pseudonym>[-n]: the recorder's folder name (see Recorder._new_session_dir)
+    stamp, _, pseudonym = session_dir.name.partition("-")
+    try:
+        created = calendar.timegm(time.strptime(stamp, "%Y%m%dT%H%M%SZ"))
+    except ValueError:
+        return meta
+    meta.update({"patient": pseudonym or None, "created_unix": float(created),
+                 "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created)),
+                 "identity_from": "folder name"})
     return meta
 
 

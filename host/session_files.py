@@ -22,6 +22,14 @@ from typing import Any
 import numpy as np
 
 SESSION_FILE = "session.json"
+# Written once when the session opens and never again: session.json is rewritten on every
+# change, so it is the file a crash or a bad disk is likeliest to damage.
+IDENTITY_FILE = "identity.json"
+IDENTITY_FIELDS: tuple[str, ...] = (
+    "schema", "session_id", "patient", "operator", "sites", "created_unix", "created_utc",
+    "settings", "audio_format",
+)
+DAMAGED_SUFFIX = ".damaged"
 RAW_AUDIO = "audio.s16le.part"
 RAW_HEADER = "audio.part.json"
 CYCLES_CSV = "cycles.csv"
@@ -63,6 +71,20 @@ def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
         raise
     os.replace(tmp, path)
     _fsync_dir(path.parent)
+
+
+def write_identity(folder: Path, meta: Mapping[str, Any]) -> None:
+    """Write the redundant, write-once copy of who and when (:data:`IDENTITY_FIELDS`)."""
+    write_json_atomic(folder / IDENTITY_FILE, {k: meta.get(k) for k in IDENTITY_FIELDS})
+
+
+def read_json_object(path: Path) -> dict[str, Any] | None:
+    """A JSON object from ``path``, or None when it is missing, unreadable or damaged."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def _fsync_dir(folder: Path) -> None:
