@@ -52,6 +52,9 @@ SPRSOUND_SITES: tuple[str, ...] = ("p1", "p2", "p3", "p4")
 ICBHI_SITES: tuple[str, ...] = ("Tc", "Al", "Ar", "Pl", "Pr", "Ll", "Lr")
 SITE_PRESETS: dict[str, tuple[str, ...]] = {"sprsound": SPRSOUND_SITES, "icbhi": ICBHI_SITES}
 DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+# A pseudonym becomes part of folder and zip names, so it must never be a name: one token of
+# letters, digits, - and _ (a space is the surest sign of "First Last").
+DEFAULT_PSEUDONYM_PATTERN = r"[A-Za-z0-9_-]{1,40}"
 
 
 # ----------------------------------------------------------------------------- sites
@@ -60,6 +63,31 @@ def safe_name(text: str, fallback: str) -> str:
     """A folder-safe token (letters, digits, - and _)."""
     cleaned = re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")[:40]
     return cleaned or fallback
+
+
+def check_pseudonym(patient: str, pattern: str = DEFAULT_PSEUDONYM_PATTERN) -> str:
+    """Return ``patient`` if it is a pseudonym that ``pattern`` matches in full.
+
+    Whatever the pattern, the pseudonym must also be usable as it is in a folder name, so
+    the folder says exactly what session.json says.
+
+    Raises
+    ------
+    RecorderError
+        With a one-line message (also for a pattern that is not a regular expression).
+    """
+    try:
+        matched = re.fullmatch(pattern, patient) is not None
+    except re.error as exc:
+        raise RecorderError(f"--pseudonym-pattern {pattern!r} is not a regular expression: "
+                            f"{exc}") from None
+    if not matched:
+        raise RecorderError(f"patient {patient!r} is not a pseudonym (it must match "
+                            f"{pattern}; never record a real name)")
+    if safe_name(patient, "") != patient:
+        raise RecorderError(f"patient {patient!r} cannot be part of a folder name (at most "
+                            "40 letters, digits, - and _)")
+    return patient
 
 
 def resolve_sites(sites: str | Sequence[str]) -> tuple[str, ...]:
@@ -88,6 +116,8 @@ class Recorder:
         Folder holding all sessions (created 0700).
     patient : str
         Patient pseudonym (never a real name; it becomes part of the folder name).
+    pseudonym_pattern : str
+        Regular expression ``patient`` must match in full (see :func:`check_pseudonym`).
     operator : str
         Who records.
     sites : str or sequence of str
@@ -121,7 +151,9 @@ class Recorder:
                  emit: Callable[[dict[str, Any]], None] | None = None,
                  make_reports: bool = False,
                  write: Writer = os.write, clock: Callable[[], float] = time.monotonic,
-                 wall_clock: Callable[[], float] = time.time) -> None:
+                 wall_clock: Callable[[], float] = time.time,
+                 pseudonym_pattern: str = DEFAULT_PSEUDONYM_PATTERN) -> None:
+        check_pseudonym(patient, pseudonym_pattern)
         if audio_format not in ("flac", "wav"):
             raise RecorderError(f"audio format must be flac or wav, not {audio_format!r}")
         if make_reports:

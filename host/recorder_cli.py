@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from steth.host.recorder import Recorder
+from steth.host.recorder import DEFAULT_PSEUDONYM_PATTERN, Recorder, check_pseudonym
 
 
 def add_recorder_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,7 +20,13 @@ def add_recorder_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--record", type=Path, metavar="DIR", default=None,
                        help="record raw audio and findings into a new session under DIR")
     group.add_argument("--patient", default="anonymous",
-                       help="patient pseudonym (never a real name)")
+                       help="patient pseudonym, never a real name (it names the session "
+                            "folder and the export zip)")
+    group.add_argument("--pseudonym-pattern", default=DEFAULT_PSEUDONYM_PATTERN,
+                       metavar="REGEX",
+                       help="regular expression --patient must match in full (default "
+                            f"{DEFAULT_PSEUDONYM_PATTERN}: letters, digits, - and _, no "
+                            "spaces)")
     group.add_argument("--operator", default="", help="who examines")
     group.add_argument("--sites", default="sprsound",
                        help="sprsound (p1-p4), icbhi (Tc,Al,Ar,Pl,Pr,Ll,Lr) or a comma list")
@@ -41,4 +47,16 @@ def open_recorder(args: argparse.Namespace, settings: Mapping[str, Any] | None =
     return Recorder(args.record, patient=args.patient, operator=args.operator,
                     sites=args.sites, settings=settings, recording=not args.record_paused,
                     audio_format=args.audio_format, emit=emit, on_warning=on_warning,
-                    make_reports=args.report)
+                    make_reports=args.report, pseudonym_pattern=args.pseudonym_pattern)
+
+
+def check_recorder_arguments(args: argparse.Namespace) -> None:
+    """Refuse a patient name that is not a pseudonym before anything connects or opens.
+
+    Raises
+    ------
+    RecorderError
+        With a one-line message.
+    """
+    if getattr(args, "record", None) is not None:
+        check_pseudonym(args.patient, args.pseudonym_pattern)

@@ -38,7 +38,11 @@ from steth.edge.filter import FilterChain, FilterConfig
 from steth.host.dashboard import Dashboard, DashboardActions
 from steth.host.listen import Listener, NoOutputDeviceError, add_listen_arguments, open_listener
 from steth.host.recorder import Recorder
-from steth.host.recorder_cli import add_recorder_arguments, open_recorder
+from steth.host.recorder_cli import (
+    add_recorder_arguments,
+    check_recorder_arguments,
+    open_recorder,
+)
 from steth.host.session_files import RecorderError
 
 
@@ -133,6 +137,7 @@ def replay(args: argparse.Namespace, dashboard: Dashboard | None = None,
 def attach(args: argparse.Namespace, dashboard: Dashboard | None = None,
            stop: threading.Event | None = None) -> int:
     """Connect, then run the dashboard until q (or ``stop``); returns the exit code."""
+    check_recorder_arguments(args)  # a real name is refused before anything connects
     token = load_token(args.token_file)
     wants_audio = args.record is not None or args.listen
     client = EventClient(token, args.host, args.port, audio=wants_audio)

@@ -111,7 +111,7 @@ def hello() -> dict:
 
 
 def test_session_json_takes_sites_and_wav_output(tmp_path):
-    recorder = Recorder(tmp_path, patient="Pat 7/x", operator="dr a", sites="icbhi",
+    recorder = Recorder(tmp_path, patient="Pat-7_x", operator="dr a", sites="icbhi",
                         audio_format="wav", settings={"gain": 8}, recording=False)
     recorder.on_event(hello())
     recorder.on_audio(0, known_signal(0, 800), RATE)  # not recording: dropped
@@ -123,8 +123,8 @@ def test_session_json_takes_sites_and_wav_output(tmp_path):
     recorder.on_audio(2400, known_signal(2400, 800), RATE)
     recorder.close()
     meta = json.loads((recorder.session_dir / "session.json").read_text())
-    assert recorder.session_dir.name.endswith("-Pat-7-x")
-    assert meta["patient"] == "Pat 7/x" and meta["operator"] == "dr a"
+    assert recorder.session_dir.name.endswith("-Pat-7_x")
+    assert meta["patient"] == "Pat-7_x" and meta["operator"] == "dr a"
     assert meta["sites"] == ["Tc", "Al", "Ar", "Pl", "Pr", "Ll", "Lr"]
     assert meta["device"]["firmware"] == "2.0" and meta["model"]["hash"] == "sha256:ab"
     assert meta["settings"] == {"gain": 8, "notch_hz": 50}
