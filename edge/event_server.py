@@ -17,21 +17,33 @@ Reply (server -> client, one line), then event lines if accepted::
 A newly accepted client first receives the latest ``hello``, ``link``, ``verdict`` and
 ``stale`` events, so a console that attaches mid-session knows the device, the model and
 whether the source is SIMULATED.
+
+Off the host the stream is TLS (``--tls-cert``/``--tls-key``; the console checks the
+certificate with ``--ca-file``): binding anything but a loopback address without TLS is
+refused unless ``--serve-insecure`` says so, and then a warning is shown. Wrong tokens are
+rate-limited per client address (:data:`MAX_WRONG_TOKENS` per :data:`WRONG_TOKEN_WINDOW_S`);
+over the limit a connection is refused before its token is even compared.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import hmac
+import ipaddress
 import json
+import math
 import os
 import queue
 import secrets
 import socket
+import ssl
 import stat
+import sys
 import threading
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +58,11 @@ MIN_TOKEN_CHARS = 16
 HANDSHAKE_TIMEOUT_S = 5.0
 CLIENT_QUEUE_EVENTS = 4096  # a client this far behind is dropped, never the pipeline stalled
 REPLAYED_TYPES = ("hello", "link", "verdict", "stale")
+# Per client address: a 32-byte random token cannot be guessed anyway, but a flood of guesses
+# should cost the guesser time, not the edge threads.
+MAX_WRONG_TOKENS = 10
+WRONG_TOKEN_WINDOW_S = 60.0
+TLS_RECORD_START = 0x16  # first byte of a TLS ClientHello
 
 
 class TokenError(RuntimeError):
@@ -60,18 +77,32 @@ class ServerError(RuntimeError):
     """The event server cannot start (one-line message)."""
 
 
+class TlsError(ConnectionError):
+    """TLS with the event server failed: untrusted certificate, no TLS there (one line)."""
+
+
 def add_server_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--serve [PORT]``, ``--serve-host`` and ``--token-file`` for edge-run."""
+    """``--serve [PORT]``, ``--serve-host``, ``--token-file`` and the TLS options."""
     group = parser.add_argument_group("event stream server (remote consoles)")
     group.add_argument("--serve", type=int, nargs="?", const=DEFAULT_PORT, default=None,
                        metavar="PORT", help=f"serve the event stream over TCP (port "
-                       f"{DEFAULT_PORT}); every client needs the shared token")
+                       f"{DEFAULT_PORT}); every client needs the shared token (at most "
+                       f"{MAX_WRONG_TOKENS} wrong tokens per minute from one address)")
     group.add_argument("--serve-host", default=DEFAULT_HOST,
                        help="bind address (default 127.0.0.1: reach it through an SSH tunnel; "
-                            "another address exposes the stream to the network)")
+                            "any other address needs --tls-cert and --tls-key, or "
+                            "--serve-insecure)")
     group.add_argument("--token-file", type=Path, default=None,
                        help=f"file with the shared token (mode 0600); else ${TOKEN_FILE_ENV} "
                             f"or ${TOKEN_ENV}")
+    group.add_argument("--tls-cert", type=Path, default=None, metavar="CERT.pem",
+                       help="serve TLS with this certificate (consoles check it with "
+                            "--ca-file; see hardware/pi/INSTALL.md)")
+    group.add_argument("--tls-key", type=Path, default=None, metavar="KEY.pem",
+                       help="the certificate's private key (mode 0600)")
+    group.add_argument("--serve-insecure", action="store_true",
+                       help="allow plain TCP on a non-loopback --serve-host (findings, audio "
+                            "and the token readable on the network; a warning is shown)")
 
 
 def open_server(args: argparse.Namespace) -> TcpEventServer | None:
@@ -84,12 +115,83 @@ def open_server(args: argparse.Namespace) -> TcpEventServer | None:
     """
     if getattr(args, "serve", None) is None:
         return None
+    cert, key = getattr(args, "tls_cert", None), getattr(args, "tls_key", None)
+    if (cert is None) != (key is None):
+        raise ServerError("TLS needs both --tls-cert and --tls-key")
+    tls = None if cert is None or key is None else server_tls_context(cert, key)
+    insecure = bool(getattr(args, "serve_insecure", False))
     token = load_token(args.token_file)
     try:
-        return TcpEventServer(token, args.serve_host, args.serve)
+        server = TcpEventServer(token, args.serve_host, args.serve, tls=tls, insecure=insecure)
     except OSError as exc:
         raise ServerError(f"cannot serve events on {args.serve_host}:{args.serve}: "
                           f"{exc.strerror or exc}") from None
+    if server.warning is not None:
+        print(server.warning, file=sys.stderr, flush=True)
+    return server
+
+
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name or "" (every interface): assume the network
+
+
+def _check_private(path: Path, what: str) -> None:
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ServerError(f"{what} {path} not found") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ServerError(f"{what} {path} is accessible by other users; run: chmod 600 {path}")
+
+
+def server_tls_context(cert: str | Path, key: str | Path) -> ssl.SSLContext:
+    """A TLS 1.2+ server context from a PEM certificate and its private key (mode 0600).
+
+    Raises
+    ------
+    ServerError
+        With a one-line message.
+    """
+    cert, key = Path(cert), Path(key)
+    if not cert.is_file():
+        raise ServerError(f"TLS certificate {cert} not found")
+    _check_private(key, "TLS key")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert, key)
+    except ssl.SSLError as exc:
+        raise ServerError(f"cannot load TLS certificate {cert} with key {key}: "
+                          f"{exc.reason or exc}") from None
+    except OSError as exc:
+        raise ServerError(f"cannot read TLS certificate {cert} or key {key}: "
+                          f"{exc.strerror or exc}") from None
+    return context
+
+
+def client_tls_context(ca_file: str | Path) -> ssl.SSLContext:
+    """A client context that trusts only ``ca_file`` and checks the host name.
+
+    Raises
+    ------
+    TlsError
+        With a one-line message.
+    """
+    if not Path(ca_file).is_file():
+        raise TlsError(f"CA file {ca_file} not found")
+    try:
+        context = ssl.create_default_context(cafile=str(ca_file))
+    except (ssl.SSLError, OSError) as exc:
+        raise TlsError(f"cannot read CA file {ca_file}: "
+                       f"{getattr(exc, 'reason', None) or exc}") from None
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
 
 
 def load_token(token_file: str | Path | None = None, env: Mapping[str, str] | None = None
@@ -169,6 +271,40 @@ class _Client:
             return False
 
 
+class WrongTokenLimit:
+    """At most ``limit`` wrong tokens per ``window_s`` seconds from one client address.
+
+    The check and the comparison happen under one lock, so parallel connections cannot
+    slip more guesses past the limit than it allows.
+    """
+
+    def __init__(self, limit: int = MAX_WRONG_TOKENS, window_s: float = WRONG_TOKEN_WINDOW_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit, self.window_s, self._clock = limit, window_s, clock
+        self._failures: dict[str, collections.deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, address: str, expected: str, presented: object) -> str | None:
+        """None when ``presented`` is the token; else the refusal to send."""
+        with self._lock:
+            now = self._clock()
+            if len(self._failures) > 1024:  # forget addresses whose window has passed
+                for stale in [a for a, q in self._failures.items()
+                              if not q or now - q[-1] >= self.window_s]:
+                    del self._failures[stale]
+            failures = self._failures.setdefault(address, collections.deque())
+            while failures and now - failures[0] >= self.window_s:
+                failures.popleft()
+            if len(failures) >= self.limit:
+                wait = math.ceil(self.window_s - (now - failures[0]))
+                return (f"too many wrong tokens from {address} (limit {self.limit} per "
+                        f"{self.window_s:g} s): try again in {wait} s")
+            if tokens_match(expected, presented):
+                return None
+            failures.append(now)
+            return "wrong token"
+
+
 class TcpEventServer:
     """Serve the event stream to token-holding clients; an :class:`EventWriter`.
 
@@ -177,18 +313,50 @@ class TcpEventServer:
     token : str
         The shared secret (see :func:`load_token`).
     host : str
-        Bind address; 127.0.0.1 by default. Binding elsewhere is the caller's explicit choice.
+        Bind address; 127.0.0.1 by default. Any non-loopback address needs ``tls`` or
+        ``insecure``.
     port : int
         TCP port; 0 picks a free one (see :attr:`port`).
+    tls : ssl.SSLContext, optional
+        Serve TLS (see :func:`server_tls_context`).
+    insecure : bool
+        Allow plain TCP off the host; :attr:`warning` then says what that exposes.
+    max_wrong_tokens, wrong_token_window_s : int, float
+        The per-address limit on wrong tokens (see :class:`WrongTokenLimit`).
+    clock : callable
+        Monotonic seconds for the limit (tests move time on).
+
+    Raises
+    ------
+    ServerError
+        Plain TCP on a non-loopback address without ``insecure``.
     """
 
-    def __init__(self, token: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
+    def __init__(self, token: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+                 tls: ssl.SSLContext | None = None, insecure: bool = False,
+                 max_wrong_tokens: int = MAX_WRONG_TOKENS,
+                 wrong_token_window_s: float = WRONG_TOKEN_WINDOW_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if len(token) < MIN_TOKEN_CHARS:
             raise TokenError(f"event-stream token must have at least {MIN_TOKEN_CHARS} "
                              "characters")
+        shown = host or "(every interface)"
+        plain_off_host = tls is None and not is_loopback(host)
+        if plain_off_host and not insecure:
+            raise ServerError(
+                f"--serve-host {shown} would send findings, audio and the token over the "
+                "network in plain TCP: pass --tls-cert and --tls-key "
+                "(hardware/pi/INSTALL.md), or --serve-insecure to accept that")
         self._token = token
+        self._tls = tls
+        self._limit = WrongTokenLimit(max_wrong_tokens, wrong_token_window_s, clock)
         self._listener = socket.create_server((host, port), reuse_port=False)
         self.host, self.port = self._listener.getsockname()[:2]
+        self.warning: str | None = None
+        if plain_off_host:
+            self.warning = (f"WARNING: event stream on {shown}:{self.port} is plain TCP "
+                            "(--serve-insecure): anyone on the network can read findings, "
+                            "audio and the token")
         self._clients: list[_Client] = []
         self._latest: dict[str, bytes] = {}
         self._lock = threading.Lock()
@@ -232,9 +400,17 @@ class TcpEventServer:
             threading.Thread(target=self._serve, args=(sock,), name="event-client",
                              daemon=True).start()
 
-    def _serve(self, sock: socket.socket) -> None:
+    def _serve(self, raw: socket.socket) -> None:
+        raw.settimeout(HANDSHAKE_TIMEOUT_S)
+        try:
+            address = str(raw.getpeername()[0])
+            sock = self._secure(raw)
+        except (OSError, ValueError):
+            with contextlib.suppress(OSError):
+                raw.close()
+            return
         with sock:
-            client = self._handshake(sock)
+            client = self._handshake(sock, address)
             if client is None:
                 return
             sock.settimeout(None)
@@ -248,17 +424,31 @@ class TcpEventServer:
                     self._drop(client)
                     return
 
-    def _handshake(self, sock: socket.socket) -> _Client | None:
-        sock.settimeout(HANDSHAKE_TIMEOUT_S)
+    def _secure(self, raw: socket.socket) -> socket.socket:
+        """The TLS session over ``raw`` (handshake done here, on the client's own thread,
+        so a slow client never holds up the accept loop); ``raw`` itself without TLS."""
+        if self._tls is None:
+            return raw
+        sock = self._tls.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
         try:
-            request = json.loads(_read_line(sock, limit=4096))
+            sock.do_handshake()
+        except BaseException:
+            with contextlib.suppress(OSError):
+                sock.close()
+            raise
+        return sock
+
+    def _handshake(self, sock: socket.socket, address: str) -> _Client | None:
+        try:
+            request = json.loads(_read_line(sock, limit=4096, plain=self._tls is None))
         except (OSError, ValueError):
             _reply(sock, {"auth": "denied", "v": SCHEMA_VERSION,
                           "error": "expected a handshake line with the token"})
             return None
         presented = request.get("auth") if isinstance(request, dict) else None
-        if not tokens_match(self._token, presented):
-            _reply(sock, {"auth": "denied", "v": SCHEMA_VERSION, "error": "wrong token"})
+        refusal = self._limit.check(address, self._token, presented)
+        if refusal is not None:
+            _reply(sock, {"auth": "denied", "v": SCHEMA_VERSION, "error": refusal})
             return None
         client = _Client(sock, wants_audio=bool(request.get("audio")))
         with self._lock:
@@ -273,8 +463,10 @@ class TcpEventServer:
         with self._lock:
             if client in self._clients:
                 self._clients.remove(client)
+        # the plain socket's shutdown: SSLSocket.shutdown would first drop its TLS state, and
+        # the sender thread could then write the next event unencrypted
         with contextlib.suppress(OSError):
-            client.sock.shutdown(socket.SHUT_RDWR)
+            socket.socket.shutdown(client.sock, socket.SHUT_RDWR)
         # when the queue is full the sender fails on the shut-down socket and exits anyway
         with contextlib.suppress(queue.Full):
             client.queue.put_nowait(None)
@@ -285,12 +477,15 @@ def _reply(sock: socket.socket, message: Mapping[str, Any]) -> None:
         sock.sendall((json.dumps(message) + "\n").encode("utf-8"))
 
 
-def _read_line(sock: socket.socket, limit: int) -> bytes:
+def _read_line(sock: socket.socket, limit: int, plain: bool = True) -> bytes:
     data = b""
     while not data.endswith(b"\n"):
         chunk = sock.recv(1)
         if not chunk:
             raise ConnectionError("closed during handshake")
+        if plain and not data and chunk[0] == TLS_RECORD_START:
+            # a TLS client at a plain server: refuse now rather than at the timeout
+            raise ValueError("TLS handshake at a plain-TCP server")
         data += chunk
         if len(data) > limit:
             raise ValueError("handshake line too long")
@@ -309,12 +504,35 @@ class EventClient:
     """
 
     def __init__(self, token: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-                 audio: bool = False, timeout: float = 5.0) -> None:
-        self._sock = socket.create_connection((host, port), timeout=timeout)
+                 audio: bool = False, timeout: float = 5.0, ca_file: str | Path | None = None,
+                 server_name: str | None = None) -> None:
+        context = None if ca_file is None else client_tls_context(ca_file)
+        raw = socket.create_connection((host, port), timeout=timeout)
+        self._sock: socket.socket = raw
+        self.encrypted = context is not None
+        try:
+            if context is not None:
+                self._sock = context.wrap_socket(raw, server_hostname=server_name or host)
+        except ssl.SSLCertVerificationError as exc:
+            raw.close()
+            raise TlsError(f"the certificate of {host}:{port} is not trusted by {ca_file}: "
+                           f"{exc.verify_message}") from None
+        except (ssl.SSLError, ConnectionError) as exc:
+            raw.close()
+            reason = getattr(exc, "reason", None) or exc.strerror or exc
+            raise TlsError(f"no TLS at {host}:{port} ({reason}): is edge-run serving with "
+                           "--tls-cert?") from None
         self._file = self._sock.makefile("rb")
         request = {"auth": token, "v": SCHEMA_VERSION, "audio": audio}
         self._sock.sendall((json.dumps(request) + "\n").encode("utf-8"))
-        reply_line = self._file.readline()
+        try:
+            reply_line = self._file.readline()
+        except ConnectionResetError:
+            reply_line = b""
+        if not reply_line and context is None:
+            self.close()
+            raise ConnectionError(f"{host}:{port} closed the connection before replying: if "
+                                  "edge-run serves TLS, pass --ca-file") from None
         try:
             reply = json.loads(reply_line)
         except ValueError:

@@ -5,9 +5,12 @@ The edge binds 127.0.0.1, so from another machine open an SSH tunnel first::
     ssh -N -L 8765:127.0.0.1:8765 pi@bedside &
     STETH_TOKEN_FILE=~/.config/steth/token steth-console
 
-The shared token comes from ``--token-file FILE``, ``$STETH_TOKEN_FILE`` or
-``$STETH_TOKEN`` (never the command line). ``--record DIR`` also saves the raw audio and
-findings here (the edge then sends audio events); ``--listen`` plays the stream.
+An edge that serves TLS off the host (``edge-run --tls-cert``) is reached directly and its
+certificate checked against ``--ca-file``; plain TCP to another machine is refused unless
+``--insecure`` says so (and then a warning is shown). The shared token comes from
+``--token-file FILE``, ``$STETH_TOKEN_FILE`` or ``$STETH_TOKEN`` (never the command line).
+``--record DIR`` also saves the raw audio and findings here (the edge then sends audio
+events); ``--listen`` plays the stream.
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ from steth.edge.event_server import (
     DEFAULT_PORT,
     AuthError,
     EventClient,
+    TlsError,
     TokenError,
+    is_loopback,
     load_token,
     write_new_token,
 )
@@ -54,6 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="event stream port")
     parser.add_argument("--token-file", type=Path, default=None,
                         help="file holding the shared token (mode 0600)")
+    parser.add_argument("--ca-file", type=Path, metavar="CA.pem", default=None,
+                        help="connect with TLS and trust only certificates from this file "
+                             "(the edge's --tls-cert; see hardware/pi/INSTALL.md)")
+    parser.add_argument("--server-name", default=None, metavar="NAME",
+                        help="name in the edge's certificate, when --host differs (default "
+                             "--host)")
+    parser.add_argument("--insecure", action="store_true",
+                        help="allow plain TCP to a host that is not this machine (the token "
+                             "and findings cross the network readable; a warning is shown)")
     parser.add_argument("--new-token", type=Path, metavar="FILE", default=None,
                         help="create FILE with a fresh token (0600) and exit")
     parser.add_argument("--replay", type=Path, metavar="EVENTS.jsonl", default=None,
@@ -63,6 +77,28 @@ def build_parser() -> argparse.ArgumentParser:
     add_listen_arguments(parser)
     add_recorder_arguments(parser)
     return parser
+
+
+class TransportError(RuntimeError):
+    """Plain TCP to another machine without --insecure (one-line message)."""
+
+
+def transport_warning(args: argparse.Namespace) -> str | None:
+    """The warning for plain TCP off this machine (None when TLS or loopback).
+
+    Raises
+    ------
+    TransportError
+        Plain TCP off the host without ``--insecure``.
+    """
+    if args.ca_file is not None or is_loopback(args.host):
+        return None
+    if not args.insecure:
+        raise TransportError(f"{args.host} is not this machine: the token and findings would "
+                             "cross the network in plain TCP; pass --ca-file CA.pem (edge-run "
+                             "--tls-cert), use an SSH tunnel, or pass --insecure")
+    return (f"WARNING: plain TCP to {args.host}:{args.port} (--insecure): the token, findings "
+            "and audio are readable on the network")
 
 
 def pump(client: Iterable[dict[str, Any]], events: queue.Queue[dict[str, Any] | None],
@@ -138,9 +174,13 @@ def attach(args: argparse.Namespace, dashboard: Dashboard | None = None,
            stop: threading.Event | None = None) -> int:
     """Connect, then run the dashboard until q (or ``stop``); returns the exit code."""
     check_recorder_arguments(args)  # a real name is refused before anything connects
+    warning = transport_warning(args)
     token = load_token(args.token_file)
     wants_audio = args.record is not None or args.listen
-    client = EventClient(token, args.host, args.port, audio=wants_audio)
+    if warning is not None:
+        print(warning, file=sys.stderr, flush=True)
+    client = EventClient(token, args.host, args.port, audio=wants_audio, ca_file=args.ca_file,
+                         server_name=args.server_name)
     recorder = listener = None
     stop = stop or threading.Event()
     try:
@@ -148,6 +188,8 @@ def attach(args: argparse.Namespace, dashboard: Dashboard | None = None,
         # the filter chain resamples every device rate to the model rate: that is what plays
         listener = open_listener(args, FilterConfig().target_rate)
         events: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        if warning is not None:  # the screen too: stderr is hidden behind the dashboard
+            events.put(ev.make_status(level="warning", message=warning, code="insecure"))
         reader = threading.Thread(target=pump, args=(client, events, recorder, listener, stop),
                                   name="remote-reader", daemon=True)
         reader.start()
@@ -185,7 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"steth-console: {exc}", file=sys.stderr)
     except FileExistsError:
         print(f"steth-console: {args.new_token} exists; choose another file", file=sys.stderr)
-    except (TokenError, AuthError, NoOutputDeviceError, RecorderError) as exc:
+    except (TokenError, AuthError, NoOutputDeviceError, RecorderError, TransportError,
+            TlsError) as exc:
         print(f"steth-console: {exc}", file=sys.stderr)
     except ConnectionRefusedError:
         print(f"steth-console: nothing listens on {args.host}:{args.port}: start edge-run with "
