@@ -25,7 +25,7 @@ from steth.edge.transports.base import (
     TransportStatus,
     print_to_stderr,
 )
-from steth.edge.transports.serial_link import DEFAULT_BAUD, SerialTransport
+from steth.edge.transports.serial_link import DEFAULT_BAUD, SerialTransport, check_serial_device
 from steth.edge.transports.simulated import LinkFaults, SimulatedTransport
 
 __all__ = [
@@ -110,15 +110,18 @@ def open_transport(
     -------
     Transport
         The open source. A serial port that is missing at start is *not* an error: it is
-        reported through ``on_message`` and retried.
+        reported through ``on_message`` and retried. A path that exists but is not a serial
+        device (a regular file, ``/dev/null``) is.
 
     Raises
     ------
     SourceError
-        Bad input the user must fix (missing or unreadable file, optional package not
-        installed, allow-list problem); ``str(error)`` is one line.
+        Bad input the user must fix (missing or unreadable file, a --port that is not a
+        serial device, optional package not installed, allow-list problem);
+        ``str(error)`` is one line.
     """
     if args.port:
+        check_serial_device(args.port)
         return SerialTransport(args.port, args.baud, on_message=on_message)
     if args.replay:
         from steth.edge.transports.replay import ReplayTransport

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import queue
 import sys
 import threading
@@ -135,7 +136,44 @@ def start_dashboard(writer: QueueWriter, session: EdgeSession,
     return thread
 
 
+MAX_LISTEN_DELAY_S = 10.0  # the playback buffer is sized from it
+
+
+def _seconds(value: float, upper: float = math.inf) -> bool:
+    return math.isfinite(value) and 0.0 <= value <= upper
+
+
+def number_problem(args: argparse.Namespace) -> str | None:
+    """The first numeric option out of range, as one line saying what it takes.
+
+    Out of range these would otherwise run forever (a negative or NaN duration), quietly
+    change meaning (0 threads is every core, a negative --sim-duration is silent at once) or
+    fail deep inside with a traceback (a port past 65535, a NaN listening delay).
+    """
+    serve = getattr(args, "serve", None)
+    rules = [
+        ("--duration", args.duration, _seconds(args.duration),
+         "0 (run until stopped) or a positive number of seconds"),
+        ("--sim-duration", args.sim_duration, _seconds(args.sim_duration),
+         "0 (never silent) or a positive number of seconds"),
+        ("--threads", args.threads, args.threads >= 1, "1 or more inference threads"),
+        ("--baud", args.baud, args.baud > 0, "a positive line rate, e.g. 921600"),
+        ("--volume", args.volume, 0.0 <= args.volume <= 1.0, "between 0 and 1"),
+        ("--listen-delay", args.listen_delay, _seconds(args.listen_delay, MAX_LISTEN_DELAY_S),
+         f"between 0 and {MAX_LISTEN_DELAY_S:g} seconds"),
+        ("--serve", serve, serve is None or 1 <= serve <= 65535, "a TCP port from 1 to 65535"),
+    ]
+    for option, value, ok, wanted in rules:
+        if not ok:
+            return f"edge-run: {option} must be {wanted}, not {value}"
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
+    problem = number_problem(args)
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return EXIT_USAGE
     dashboard = None if args.no_dashboard else QueueWriter()
     writers: list[EventWriter] = [dashboard if dashboard is not None
                                      else StreamWriter(sys.stdout)]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
+import stat
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +19,7 @@ import serial
 from steth.edge.transports.base import (
     Backoff,
     MessageSink,
+    SourceError,
     Transport,
     TransportStatus,
     print_to_stderr,
@@ -59,6 +62,39 @@ def describe_open_error(port: str, error: BaseException) -> str:
         return f"{port} is not a serial device: pass the stethoscope's port to --port; retrying"
     detail = " ".join(str(error).split()) or type(error).__name__
     return f"cannot open serial port {port} ({detail}); retrying"
+
+
+def check_serial_device(port: str) -> None:
+    """Refuse a path that exists but is not a terminal device (a file, /dev/null, a folder).
+
+    Retrying helps a port that is missing, busy or not yet permitted, and those are left to
+    :class:`SerialTransport`, which reports and retries them; no retry turns a file into a
+    serial port, so that is an error at start.
+
+    Raises
+    ------
+    SourceError
+        One line naming the path and what to pass instead.
+    """
+    try:
+        mode = os.stat(port).st_mode
+    except OSError:
+        return
+    if stat.S_ISCHR(mode):
+        try:
+            # Non-blocking and without becoming the controlling terminal: only asks "tty?".
+            fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        except OSError:
+            return
+        try:
+            if os.isatty(fd):
+                return
+        finally:
+            os.close(fd)
+    raise SourceError(
+        f"{port} is not a serial device: pass the stethoscope's port to --port "
+        "(e.g. /dev/ttyUSB0 or /dev/stethoscope)"
+    )
 
 
 class SerialTransport(Transport):

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from steth.edge.assets import ASSETS_DIR
 
 EDGE_RUN = str(Path(sys.executable).with_name("edge-run"))
 
 
-def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([EDGE_RUN, *args], capture_output=True, text=True, timeout=timeout)
+def run(*args: str, timeout: float = 60,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([EDGE_RUN, *args], capture_output=True, text=True, timeout=timeout,
+                          env=None if env is None else {**os.environ, **env})
 
 
 def test_missing_port_says_what_to_do_and_keeps_retrying_without_simulating():
@@ -47,3 +52,45 @@ def test_missing_replay_file_is_a_clear_error(tmp_path):
     result = run("--replay", str(tmp_path / "missing.flac"), "--no-dashboard")
     assert result.returncode == 5 and "Traceback" not in result.stderr
     assert "missing.flac" in result.stderr
+
+
+@pytest.mark.parametrize("kind", ["regular file", "/dev/null"])
+def test_port_that_is_not_a_serial_device_is_one_line_and_exit_5(tmp_path, kind):
+    # Retrying cannot turn a file into a serial port, so this is refused at start.
+    port = "/dev/null" if kind == "/dev/null" else str(tmp_path / "capture.bin")
+    if kind == "regular file":
+        Path(port).write_bytes(b"\x00" * 16)
+    result = run("--port", port, "--no-dashboard", "--duration", "3", timeout=8)
+    assert result.returncode == 5, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "not a serial device" in lines[0] and port in lines[0]
+    assert "retrying" not in lines[0]
+
+
+@pytest.mark.parametrize(("option", "value"), [
+    ("--duration", "-5"), ("--duration", "nan"), ("--duration", "inf"),
+    ("--sim-duration", "-1"), ("--sim-duration", "nan"),
+    ("--threads", "0"), ("--threads", "-2"),
+    ("--baud", "0"), ("--baud", "-9600"),
+    ("--volume", "nan"), ("--volume", "-0.5"), ("--volume", "2"),
+    ("--listen-delay", "nan"), ("--listen-delay", "-1"),
+    ("--serve", "-1"), ("--serve", "70000"),
+])
+def test_out_of_range_number_is_one_line_and_exit_2(option, value):
+    # Each of these used to run forever, run with a silently changed meaning, or crash.
+    # A token is set so that --serve reaches the port itself.
+    bounded = [] if option == "--duration" else ["--duration", "2"]
+    result = run("--simulate", "--no-dashboard", *bounded, option, value, timeout=8,
+                 env={"STETH_TOKEN": "0123456789abcdef0123456789abcdef"})
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"edge-run: {option} must be"), lines
+    assert '"type":"cycle"' not in result.stdout
+
+
+def test_zero_duration_still_means_until_stopped():
+    """0 is the documented 'run until stopped'; only the stop (here a timeout) ends it."""
+    with pytest.raises(subprocess.TimeoutExpired):
+        run("--simulate", "--no-dashboard", "--duration", "0", timeout=3)
