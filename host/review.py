@@ -11,11 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from steth.edge.event_schema import FINDINGS, check, parse_line
+from steth.edge.event_schema import FINDINGS, EventError, check, parse_line
 from steth.edge.event_writers import dumps, make_private_dir
 from steth.host.session_files import (
     CSV_COLUMNS,
     CYCLES_JSONL,
+    RAW_AUDIO,
     SESSION_FILE,
     LineLog,
     RecorderError,
@@ -48,8 +49,30 @@ def load_cycles(take_dir: Path, name: str = CYCLES_JSONL) -> list[dict[str, Any]
     path = take_dir / name
     if not path.exists():
         return []
-    return [parse_line(line) for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip()]
+    cycles = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            cycles.append(parse_line(line))
+        except EventError as exc:
+            raise RecorderError(f"{path} is damaged at line {number} ({exc}): run steth-session "
+                                f"recover {take_dir.parent}, or restore it from a backup"
+                                ) from None
+    return cycles
+
+
+def read_audio(take_dir: Path) -> tuple[np.ndarray, int]:
+    """A take's audio; a file that cannot be decoded is a one-line error naming it."""
+    try:
+        return read_take_audio(take_dir)
+    except RecorderError:
+        raise
+    except (RuntimeError, ValueError, KeyError) as exc:  # soundfile raises RuntimeErrors
+        path = next((take_dir / name for name in ("audio.flac", "audio.wav", RAW_AUDIO)
+                     if (take_dir / name).exists()), take_dir)
+        raise RecorderError(f"{path} is damaged and cannot be read as audio "
+                            f"({type(exc).__name__}): restore it from a backup") from None
 
 
 def finding_counts(cycles: Iterable[Mapping[str, Any]]) -> dict[str, int]:
@@ -113,7 +136,7 @@ def report_take(session_dir: Path, take: Mapping[str, Any], meta: Mapping[str, A
     from steth.host.report import make_report
 
     folder = session_dir / take["folder"]
-    audio, rate = read_take_audio(folder)
+    audio, rate = read_audio(folder)
     cycles = load_cycles(folder)
     make_report(audio, rate, cycles, take_summary_lines(meta, take, cycles),
                 folder / REPORT_FILE, first_index=int(take.get("first_index") or 0),
@@ -135,7 +158,7 @@ def reclassify(session_dir: str | Path, classify: Classifier) -> dict[str, dict[
     results = {}
     for folder in take_folders(session_dir):
         first = int(takes.get(folder.name, {}).get("first_index") or 0)
-        audio, rate = read_take_audio(folder)
+        audio, rate = read_audio(folder)
         cycles = []
         for cycle in classify(audio, rate):
             shifted = dict(cycle, start=cycle["start"] + first, end=cycle["end"] + first)

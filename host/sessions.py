@@ -161,6 +161,11 @@ def run(args: argparse.Namespace, classifier: Classifier | None = None) -> str:
     """Execute one command; returns what to print. Raises SessionError/RecorderError."""
     root = args.root or default_root()
     if args.command == "list":
+        if not root.is_dir():
+            # A mistyped root must not look like "no sessions yet".
+            where = "--root" if args.root else f"--root (or ${ROOT_ENV})"
+            raise SessionError(f"{root} is not a folder: pass {where} the folder that holds "
+                               "the sessions")
         return format_list(root)
     session = find_session(root, args.session)
     if args.command == "show":
