@@ -80,6 +80,15 @@ def recording_device(rec: Recording) -> str:
     return rec.device or (SPRSOUND_DEVICE if rec.dataset == "sprsound" else "unknown")
 
 
+def interval(metric: Callable[[list[str], list[str]], float], true: list[str],
+             pred: list[str], patients: list[str], n_boot: int) -> tuple[float, float] | None:
+    """The patient-bootstrap 95 % interval, or None when asked for no resamples (the
+    tables and the model card then show the score alone)."""
+    if n_boot == 0:
+        return None
+    return patient_bootstrap_ci(metric, true, pred, patients, n_boot=n_boot)
+
+
 def device_rows(by_device: dict[tuple[str, str], list[tuple[str, str, str]]], n_boot: int
                 ) -> list[dict]:
     """One row per (data set, device): patients, cycles, SE, SP, Score, interval, all-Normal.
@@ -95,8 +104,8 @@ def device_rows(by_device: dict[tuple[str, str], list[tuple[str, str, str]]], n_
         scores = task_scores("icbhi", true, pred)
         rows.append({"dataset": dataset, "device": device, "patients": len(set(patients)),
                      "cycles": len(items), **scores.to_dict(),
-                     "ci95": patient_bootstrap_ci(lambda t, p: task_scores("icbhi", t, p).score,
-                                                  true, pred, patients, n_boot=n_boot),
+                     "ci95": interval(lambda t, p: task_scores("icbhi", t, p).score,
+                                      true, pred, patients, n_boot),
                      "all_normal_score": all_normal_baseline("icbhi", true).score,
                      "abnormal_cycles": sum(t != "Normal" for t in true)})
     return rows
@@ -299,9 +308,9 @@ def summarise(collected: Collected, n_boot: int) -> dict:
                      "all_normal_score": all_normal_baseline(space, true).score}
             if subset == "combined" or task == "icbhi-test":
                 labels = TASK_LABELS[space]
-                entry["ci95"] = patient_bootstrap_ci(
+                entry["ci95"] = interval(
                     lambda t, p, s=space: task_scores(s, t, p).score, true, pred,
-                    [r[1] for r in rows], n_boot=n_boot)
+                    [r[1] for r in rows], n_boot)
                 entry["confusion"] = confusion_matrix(true, pred, labels).tolist()
                 entry["labels"] = list(labels)
                 entry["per_class_recall"] = per_class_recall(true, pred, labels)
@@ -477,8 +486,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--icbhi-split", choices=("test", "train"), default="test",
                         help="ICBHI half to score (default test; train is IN-SAMPLE for a "
                              "model trained on those recordings, and the report says so)")
-    parser.add_argument("--limit", type=int, default=0, help="first N recordings only")
-    parser.add_argument("--bootstrap", type=int, default=1000, help="patient resamples")
+    parser.add_argument("--limit", type=int, default=0,
+                        help="first N recordings only (default 0: all)")
+    parser.add_argument("--bootstrap", type=int, default=1000,
+                        help="patient resamples of the 95%% intervals (default %(default)s; "
+                             "0: scores without intervals)")
     parser.add_argument("--condition", choices=sorted(CONDITIONS), default="clean",
                         help="pass test audio through part of the product's signal chain "
                              "first (see models/robustness.py)")
@@ -494,6 +506,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.fit_rule and args.run is None:
         parser.error("--fit-rule needs --run; an exported model carries its fitted rule "
                      "(steth-export --verdict-only)")
+    problem = option_problem(args)
+    if problem is not None:
+        print(f"steth-bench: {problem}", file=sys.stderr)
+        return 2
     common = dict(limit=args.limit, n_boot=args.bootstrap, transform=CONDITIONS[args.condition],
                   condition=args.condition, show_progress=not args.no_progress,
                   icbhi_split=args.icbhi_split)
@@ -521,6 +537,17 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(text)
     return 0
+
+
+def option_problem(args: argparse.Namespace) -> str | None:
+    """A count or output path that cannot work, found before minutes of scoring."""
+    for option, value in (("--limit", args.limit), ("--bootstrap", args.bootstrap)):
+        if value < 0:
+            return f"{option} cannot be negative ({value}); 0 means " + (
+                "all recordings" if option == "--limit" else "no intervals")
+    if args.json is not None and not args.json.parent.is_dir():
+        return f"--json {args.json}: folder {args.json.parent} does not exist; create it first"
+    return None
 
 
 def run_results_path(run_folder: Path, split: str = "combined",

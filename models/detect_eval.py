@@ -215,9 +215,12 @@ def cross_validate(run: Path, recordings: list[Recording], base: DetectorConfig,
     """
     try:
         folds = json.loads((run / "folds.json").read_text())["folds"]
-    except (OSError, json.JSONDecodeError, KeyError) as exc:
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
         raise DataError(f"{run / 'folds.json'}: no cross-validation run there "
                         "(train one with steth-detector-train --cv)") from exc
+    if not folds:
+        raise DataError(f"{run / 'folds.json'} lists no folds (train the run again with "
+                        "steth-detector-train --cv)")
     scored: list[list[Scored]] = []
     for fold in folds:
         held_out = set(fold["held_out_patients"])
@@ -282,10 +285,21 @@ def main(argv: list[str] | None = None) -> int:
                         help="random-search the peak-picking settings on ICBHI training "
                              "recordings first (with --cv: on each fold's training patients)")
     args = parser.parse_args(argv)
+    for option, value in (("--sprsound-limit", args.sprsound_limit), ("--tune", args.tune)):
+        if value < 0:
+            print(f"steth-detect-eval: {option} cannot be negative ({value}); 0 means "
+                  + ("all recordings" if option == "--sprsound-limit" else "no tuning"),
+                  file=sys.stderr)
+            return 2
     config = DetectorConfig(weights=args.weights)
     report: dict = {"matching_rule": MATCHING_RULE}
     try:
         icbhi_recs = load_icbhi(args.data, "train")
+        if not icbhi_recs:
+            # Every ICBHI figure below would be a meaningless 0.0.
+            raise DataError(f"{args.data}: no ICBHI training recordings with audio (the "
+                            "split file's train names need their .wav/.flac); pass the "
+                            "--data root that holds them")
         if args.cv is not None:
             cv, per_fold, pooled = cross_validate(args.cv, icbhi_recs, config, args.tune)
             report["icbhi_train_patient_cv"] = asdict(cv)
