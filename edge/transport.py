@@ -91,7 +91,9 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
         "--sim-garbage", type=_count, default=0, metavar="N", help="insert N noise bursts"
     )
     sim.add_argument("--sim-drops", type=_count, default=0, metavar="N", help="drop N audio frames")
-    sim.add_argument("--sim-seed", type=int, default=0, help="random seed of the simulation")
+    sim.add_argument(
+        "--sim-seed", type=_seed, default=0, help="random seed of the simulation (0 or more)"
+    )
 
 
 def open_transport(
@@ -189,4 +191,15 @@ def _count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a count, not {text!r}") from error
     if value < 0:
         raise argparse.ArgumentTypeError("counts cannot be negative")
+    return value
+
+
+def _seed(text: str) -> int:
+    # numpy's generators take only non-negative seeds and would fail later, with a traceback.
+    try:
+        value = int(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from error
+    if value < 0:
+        raise argparse.ArgumentTypeError("seeds cannot be negative")
     return value

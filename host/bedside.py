@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import os
 import queue
 import sys
 import threading
@@ -147,16 +148,19 @@ def number_problem(args: argparse.Namespace) -> str | None:
     """The first numeric option out of range, as one line saying what it takes.
 
     Out of range these would otherwise run forever (a negative or NaN duration), quietly
-    change meaning (0 threads is every core, a negative --sim-duration is silent at once) or
-    fail deep inside with a traceback (a port past 65535, a NaN listening delay).
+    change meaning (0 threads is every core, a negative --sim-duration is silent at once),
+    hang (tens of thousands of threads) or fail deep inside with a traceback (a port past
+    65535, a NaN listening delay).
     """
     serve = getattr(args, "serve", None)
+    cores = os.cpu_count() or 1
     rules = [
         ("--duration", args.duration, _seconds(args.duration),
          "0 (run until stopped) or a positive number of seconds"),
         ("--sim-duration", args.sim_duration, _seconds(args.sim_duration),
          "0 (never silent) or a positive number of seconds"),
-        ("--threads", args.threads, args.threads >= 1, "1 or more inference threads"),
+        ("--threads", args.threads, 1 <= args.threads <= cores,
+         f"1 to {cores} inference threads (the cores of this machine)"),
         ("--baud", args.baud, args.baud > 0, "a positive line rate, e.g. 921600"),
         ("--volume", args.volume, 0.0 <= args.volume <= 1.0, "between 0 and 1"),
         ("--listen-delay", args.listen_delay, _seconds(args.listen_delay, MAX_LISTEN_DELAY_S),

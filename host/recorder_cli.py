@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from steth.host.recorder import DEFAULT_PSEUDONYM_PATTERN, Recorder, check_pseudonym
+from steth.host.session_files import RecorderError
 
 
 def add_recorder_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,10 +45,16 @@ def open_recorder(args: argparse.Namespace, settings: Mapping[str, Any] | None =
     """The recorder chosen by :func:`add_recorder_arguments` (None without ``--record``)."""
     if getattr(args, "record", None) is None:
         return None
-    return Recorder(args.record, patient=args.patient, operator=args.operator,
-                    sites=args.sites, settings=settings, recording=not args.record_paused,
-                    audio_format=args.audio_format, emit=emit, on_warning=on_warning,
-                    make_reports=args.report, pseudonym_pattern=args.pseudonym_pattern)
+    try:
+        return Recorder(args.record, patient=args.patient, operator=args.operator,
+                        sites=args.sites, settings=settings, recording=not args.record_paused,
+                        audio_format=args.audio_format, emit=emit, on_warning=on_warning,
+                        make_reports=args.report, pseudonym_pattern=args.pseudonym_pattern)
+    except OSError as exc:
+        # A file in the way, a read-only disk or no permission: the user picks another folder.
+        raise RecorderError(f"cannot create a session under {args.record} "
+                            f"({exc.strerror or exc}): pass --record a folder you can write "
+                            "to") from None
 
 
 def check_recorder_arguments(args: argparse.Namespace) -> None:

@@ -94,3 +94,32 @@ def test_zero_duration_still_means_until_stopped():
     """0 is the documented 'run until stopped'; only the stop (here a timeout) ends it."""
     with pytest.raises(subprocess.TimeoutExpired):
         run("--simulate", "--no-dashboard", "--duration", "0", timeout=3)
+
+
+def test_negative_simulation_seed_is_a_usage_error_not_a_traceback():
+    result = run("--simulate", "--no-dashboard", "--duration", "2", "--sim-seed", "-1",
+                 timeout=8)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "--sim-seed" in result.stderr.strip().splitlines()[-1]
+
+
+def test_more_threads_than_cores_is_one_line_and_exit_2():
+    # Tens of thousands of inference threads used to hang start-up instead of failing.
+    result = run("--simulate", "--no-dashboard", "--duration", "2", "--threads", "100000",
+                 timeout=8)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("edge-run: --threads must be"), lines
+
+
+@pytest.mark.parametrize("kind", ["a file", "under a file"])
+def test_record_folder_that_cannot_be_made_is_one_line_and_exit_2(tmp_path, kind):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder\n")
+    where = blocker if kind == "a file" else blocker / "sessions"
+    result = run("--simulate", "--no-dashboard", "--duration", "2", "--record", str(where),
+                 timeout=8)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.strip().splitlines() if "SIMULATED" not in line]
+    assert len(lines) == 1 and str(where) in lines[0] and "--record" in lines[0], lines
