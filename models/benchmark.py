@@ -338,6 +338,18 @@ def model_size(path: Path) -> dict:
     return info
 
 
+DEVICE_COLUMNS = ("device", "patients", "cycles", "SE", "SP", "Score", "95% CI", "all-Normal")
+
+
+def device_cells(row: dict, key: str) -> list[str]:
+    """One per-device row as text: ``row[key]`` (the data set or fold), then
+    :data:`DEVICE_COLUMNS`; shared by the printed table and the model card."""
+    ci = row.get("ci95")
+    return [str(row[key]), str(row["device"]), str(row["patients"]), str(row["cycles"]),
+            f"{row['se']:.3f}", f"{row['sp']:.3f}", f"{row['score']:.3f}",
+            f"{ci[0]:.3f}–{ci[1]:.3f}" if ci else "", f"{row['all_normal_score']:.3f}"]
+
+
 def print_device_table(rows: list[dict], title: str,
                        first: tuple[str, str] = ("data set", "dataset")) -> None:
     """The per-device 4-class cycle table with its all-Normal column.
@@ -350,14 +362,10 @@ def print_device_table(rows: list[dict], title: str,
 
     heading, key = first
     table = Table(title=title)
-    for col in (heading, "device", "patients", "cycles", "SE", "SP", "Score", "95% CI",
-                "all-Normal"):
+    for col in (heading, *DEVICE_COLUMNS):
         table.add_column(col, justify="left" if col in (heading, "device") else "right")
     for r in rows:
-        ci = r.get("ci95")
-        table.add_row(r[key], r["device"], str(r["patients"]), str(r["cycles"]),
-                      f"{r['se']:.3f}", f"{r['sp']:.3f}", f"{r['score']:.3f}",
-                      f"{ci[0]:.3f}–{ci[1]:.3f}" if ci else "", f"{r['all_normal_score']:.3f}")
+        table.add_row(*device_cells(r, key))
     Console(width=120).print(table)
 
 
