@@ -77,6 +77,9 @@ def export_session(session_dir: Path, out: Path | None = None, force: bool = Fal
         raise SessionError(f"{session_dir.name} was interrupted; run first: "
                            f"steth-session recover {session_dir}")
     out = out or Path(f"{session_dir.name}.zip")
+    if not out.parent.is_dir():
+        raise SessionError(f"folder {out.parent} does not exist: create it or choose another "
+                           "--output")
     if out.exists() and not force:
         raise SessionError(f"{out} exists; choose another --output or pass --force")
     tmp = out.with_name(f".{out.name}.partial")
@@ -171,7 +174,14 @@ def run(args: argparse.Namespace, classifier: Classifier | None = None) -> str:
     if args.command == "show":
         return format_session(session)
     if args.command == "recover":
-        meta = recover_session(session)
+        try:
+            meta = recover_session(session)
+        except (SessionError, RecorderError):
+            raise
+        except RuntimeError as exc:  # soundfile's decoding errors name the file
+            detail = " ".join(str(exc).split())
+            raise SessionError(f"cannot recover {session.name}: {detail} (restore the damaged "
+                               "file from a backup)") from None
         return (f"recovered {session.name}: {len(meta['takes'])} takes, "
                 f"{sum(t.get('duration_s', 0) for t in meta['takes']):.1f} s of audio")
     if args.command == "report":

@@ -65,3 +65,19 @@ def test_damaged_cycles_file_is_one_line_naming_the_file(tmp_path, command):
     cycles.write_text('{"v":1,"type":"cycle","t"\n')
     line = one_line_error(steth_session("--root", str(tmp_path), command, session.name))
     assert str(cycles) in line and "damaged" in line
+
+
+def test_recover_with_damaged_audio_is_one_line_naming_the_file(tmp_path):
+    session = small_session(tmp_path)
+    audio = take_folders(session)[0] / "audio.flac"
+    audio.write_bytes(b"fLaC" + b"\x13" * 64)
+    line = one_line_error(steth_session("--root", str(tmp_path), "recover", session.name))
+    assert str(audio) in line and "backup" in line
+
+
+def test_export_into_a_missing_folder_names_it_and_the_fix(tmp_path):
+    session = small_session(tmp_path)
+    out = tmp_path / "no-such-folder" / "exam.zip"
+    line = one_line_error(steth_session("--root", str(tmp_path), "export", session.name,
+                                        "-o", str(out)))
+    assert str(out.parent) in line and "--output" in line and ".partial" not in line
