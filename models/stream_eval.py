@@ -11,6 +11,17 @@ Each recording is pushed as 256-sample device chunks into :class:`edge.pipeline.
   the detected cycle that overlaps it longest; an event that no detected cycle overlaps is
   scored as predicted Normal (a miss). The 7-class label is the cycle's subtype, or Normal /
   Wheeze+Crackle for Normal / Both findings.
+
+``--split icbhi`` replays ICBHI recordings (the test half when its audio is present, as in an
+official download; otherwise the training half, e.g. the 43 recordings of the shared data
+folder) and pairs detected with annotated cycles by ``steth-detect-eval``'s rule (one-to-one,
+greedy by decreasing IoU, a pair counts at IoU >= 0.5). It reports three ICBHI Scores: of the
+paired cycles' findings; of every annotated cycle, one left unpaired counting as predicted
+Normal; and of the same classifier on the annotated boundaries (``steth-bench``'s scoring) -
+with what was left unpaired on each side, overall and per stethoscope. A model that trained
+on a recording scores it in-sample and the table says so; ``--lodo-config`` scores each
+recording with the leave-one-device-out fold model that never heard its stethoscope and
+``--detector-cv`` with the detector fold that never saw its patient.
 """
 
 from __future__ import annotations
@@ -18,21 +29,88 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import numpy as np
+
+from steth.edge.assets import default_model_path
 from steth.edge.features import FeatureConfig, float_to_pcm16
 from steth.edge.infer import CycleModel, ModelError
-from steth.edge.labels import POOR_QUALITY
+from steth.edge.labels import FOUR_CLASSES, POOR_QUALITY
 from steth.edge.pipeline import stream_events
-from steth.models.benchmark import Collected, summarise
-from steth.models.datasets import DataError, Recording, default_data_root, load_audio, load_sprsound
+from steth.edge.segment import DetectorConfig, DetectorWeightsError
+from steth.models.benchmark import (
+    Collected,
+    device_rows,
+    recording_device,
+    score_icbhi,
+    summarise,
+    trained_on_icbhi_train,
+)
+from steth.models.datasets import (
+    DataError,
+    Recording,
+    default_data_root,
+    load_audio,
+    load_icbhi,
+    load_sprsound,
+)
+from steth.models.detect_eval import Interval, match
 from steth.models.metrics import to_task_label
 
+if TYPE_CHECKING:  # the training code (and torch) loads only for --lodo-config
+    from steth.models.train import TrainConfig
 
-def stream_recording(model: CycleModel, rec: Recording) -> list[dict]:
-    """All events the pipeline emits for one recording."""
+
+def stream_recording(model: CycleModel, rec: Recording,
+                     detector: DetectorConfig | None = None) -> list[dict]:
+    """All events the pipeline emits for one recording.
+
+    Parameters
+    ----------
+    model : CycleModel
+        The classifier.
+    rec : Recording
+        The recording, replayed at its native rate.
+    detector : DetectorConfig, optional
+        Another breath-cycle detector (e.g. a cross-validation fold's weights); the
+        embedded one, exactly as :func:`edge.pipeline.stream_events` runs, when omitted.
+    """
     audio, rate = load_audio(rec.audio_path)
-    return stream_events(float_to_pcm16(audio), rate, model)
+    pcm = float_to_pcm16(audio)
+    if detector is None:
+        return stream_events(pcm, rate, model)
+    return stream_events_with_detector(pcm, rate, model, detector)
+
+
+def stream_events_with_detector(pcm: np.ndarray, rate: int, model: CycleModel,
+                                detector: DetectorConfig) -> list[dict]:
+    """:func:`edge.pipeline.stream_events` with a chosen detector.
+
+    stream_events builds its :class:`edge.pipeline.Pipeline` with the embedded detector and
+    takes no other, so its block loop is repeated here with the one difference; a test
+    checks that both give the same events for the embedded detector.
+    """
+    from steth.edge.decode import AudioChunk
+    from steth.edge.pipeline import Pipeline
+    from steth.edge.protocol import DeviceInfo
+
+    chunk = 256  # samples per block, as stream_events (and a device stream) delivers them
+    events: list[dict] = []
+    pipe = Pipeline(model, events.append, simulated=False, transport="file", offline=True,
+                    detector=detector)
+    pipe.handle(DeviceInfo(device_id=0, fw_major=0, fw_minor=0, fw_patch=0, sensor_type=0,
+                           sample_rate_hz=int(rate), bit_depth=16, gain=1, codec=0,
+                           link=0, frame_samples=chunk), 0.0)
+    for start in range(0, pcm.size, chunk):
+        pipe.handle(AudioChunk(start, pcm[start:start + chunk], int(rate)), start / rate)
+    pipe.finish(pcm.size / rate)
+    pipe.close(timeout=None)
+    return events
 
 
 def event_label(cycle: dict) -> str:
@@ -76,21 +154,407 @@ def evaluate(model: CycleModel, recordings: list[Recording], n_boot: int = 200) 
             "results": summarise(collected, n_boot)}
 
 
+# ---------------------------------------------------------------------------- ICBHI
+
+ICBHI_IOU = 0.5  # steth-detect-eval's ICBHI pairing threshold
+ICBHI_MATCHING_RULE = ("detected and annotated cycles paired one-to-one, greedily by "
+                       "decreasing IoU; a pair counts at IoU >= 0.5 (steth-detect-eval's "
+                       "ICBHI rule)")
+KINDS = ("paired", "all_annotated", "annotated")
+KIND_TITLES = {"paired": "paired cycles (streamed finding)",
+               "all_annotated": "all annotated (unpaired = Normal)",
+               "annotated": "annotated boundaries (steth-bench)"}
+ALL_DEVICES = "all devices"
+
+
+@dataclass
+class CyclePairs:
+    """One recording's annotated and detected cycles, paired one-to-one.
+
+    Attributes
+    ----------
+    paired : list of (str, str)
+        (annotated class, finding shown on its detected cycle) of each pair.
+    missed : list of str
+        Classes of the annotated cycles no detected cycle was paired with.
+    unannotated : list of str
+        Findings shown on the detected cycles paired with no annotated cycle.
+    paired_detected : list of int
+        The detected cycle of each pair (its index in the detected list).
+    """
+
+    paired: list[tuple[str, str]]
+    missed: list[str]
+    unannotated: list[str]
+    paired_detected: list[int] = field(default_factory=list)
+
+    def all_annotated(self) -> list[tuple[str, str]]:
+        """Every annotated cycle; one never detected counts as predicted Normal, which is
+        what a clinician watching the screen is left with for it."""
+        return self.paired + [(label, "Normal") for label in self.missed]
+
+
+def pair_cycles(detected: Sequence[Interval], findings: Sequence[str],
+                annotated: Sequence[Interval], labels: Sequence[str]) -> CyclePairs:
+    """Pair detected cycles (with their findings) and annotated ones (with their classes).
+
+    Parameters
+    ----------
+    detected, annotated : sequences of (start s, end s)
+        The cycles on each side.
+    findings, labels : sequences of str
+        The finding of each detected cycle, the class of each annotated one.
+    """
+    pairs = sorted(match(list(detected), list(annotated), ICBHI_IOU), key=lambda p: p[1])
+    used_detected = {i for i, _ in pairs}
+    used_annotated = {j for _, j in pairs}
+    return CyclePairs([(labels[j], findings[i]) for i, j in pairs],
+                      [label for j, label in enumerate(labels) if j not in used_annotated],
+                      [f for i, f in enumerate(findings) if i not in used_detected],
+                      [i for i, _ in pairs])
+
+
+@dataclass
+class RecordingResult:
+    """What one ICBHI recording gave, and which models scored it."""
+
+    rec: Recording
+    pairs: CyclePairs
+    annotated: list[tuple[str, str]]  # (class, finding) on the annotated boundaries
+    detected: int
+    paired_settling: int = 0  # paired cycles in the normaliser's warm-up (no finding on screen)
+    paired_poor: int = 0  # paired cycles of poor quality (their finding is not in the verdict)
+    classifier: dict = field(default_factory=dict)  # file, sha256, fold, in_sample
+    detector: dict = field(default_factory=dict)  # name, version, hash, fold, in_sample
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """The classifier and detector chosen for one recording."""
+
+    model_path: Path
+    classifier_fold: str | None  # the held-out device of a leave-one-device-out fold
+    classifier_in_sample: bool | None  # None: steth-bench's rule on the model's manifest
+    detector: DetectorConfig | None  # None: the embedded detector
+    detector_fold: int | None
+    detector_in_sample: bool
+
+
+def detector_in_sample(weights: Path | None, rec: Recording) -> bool:
+    """Whether the detector trained on ``rec``, read from its manifest's training record.
+
+    A cross-validation fold lists the patients it never saw; the final fit (the embedded
+    weights) trained on every ICBHI training recording. No detector trains on the test half.
+    """
+    from steth.edge.assets import default_detector_path
+    from steth.edge.segment import MANIFEST_SUFFIX
+
+    where = Path(str(weights or default_detector_path()) + MANIFEST_SUFFIX)
+    try:
+        trained_on = json.loads(where.read_text()).get("trained_on", {})
+    except (OSError, json.JSONDecodeError, AttributeError) as exc:
+        raise DataError(f"{where}: cannot read the detector manifest ({exc})") from exc
+    if rec.split != "train":
+        return False
+    if "held_out_patients" in trained_on:
+        return rec.patient not in trained_on["held_out_patients"]
+    return bool(trained_on.get("icbhi_train_recordings", 1))
+
+
+def detector_folds(run: Path) -> list[tuple[Path, frozenset[str]]]:
+    """(weights, held-out patients) of each fold of ``steth-detector-train --cv``."""
+    where = run / "folds.json"
+    try:
+        folds = [(Path(f["weights"]), frozenset(f["held_out_patients"]))
+                 for f in json.loads(where.read_text())["folds"]]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise DataError(f"{where}: no detector cross-validation run there (make it with "
+                        f"steth-detector-train models/configs/detector.toml --cv --out {run})"
+                        ) from exc
+    for weights, _ in folds:
+        if not weights.is_file():
+            raise DataError(f"{weights}: detector fold weights missing (make them with "
+                            f"steth-detector-train models/configs/detector.toml --cv "
+                            f"--out {run})")
+    return folds
+
+
+def detector_fold_for(rec: Recording, folds: list[tuple[Path, frozenset[str]]],
+                      run: Path) -> tuple[int, Path]:
+    for k, (weights, held_out) in enumerate(folds):
+        if rec.patient in held_out:
+            return k, weights
+    raise DataError(f"{rec.rec_id}: patient {rec.patient} is held out by no fold of "
+                    f"{run / 'folds.json'} (its folds cover the ICBHI training half)")
+
+
+def lodo_model_for(cfg: TrainConfig, config_path: Path, rec: Recording,
+                   folds: dict) -> tuple[Path, bool]:
+    """The int8 model of the fold of recipe ``cfg`` that never heard ``rec``'s stethoscope,
+    and whether that fold trained on ``rec``'s patient (never, in the training half)."""
+    from steth.models.lodo import fold_config, fold_model
+
+    fold = folds.get(rec.device)
+    if fold is None:
+        raise DataError(f"{rec.rec_id}: no leave-one-device-out fold holds out {rec.device} "
+                        "(the ICBHI training half has no recording from it)")
+    path = fold_model(fold_config(cfg, fold))
+    if not path.is_file():
+        raise DataError(f"{path}: fold model missing (make it with steth-lodo {config_path} "
+                        f"--folds {rec.device})")
+    return path, rec.patient in {r.patient for r in fold.train}
+
+
+def plan_scorers(recordings: list[Recording], model_path: Path, data_root: Path, *,
+                 lodo_config: Path | None = None, detector_cv: Path | None = None
+                 ) -> list[Scorer]:
+    """Which classifier and detector score each recording, checked before any streaming.
+
+    Raises
+    ------
+    DataError
+        A fold model or file is missing; the message names the command that makes it.
+    """
+    folds: dict = {}
+    cfg = None
+    if lodo_config is not None:
+        from steth.models.folds import build_folds
+        from steth.models.train import TrainConfig
+
+        try:
+            cfg = TrainConfig.from_toml(lodo_config)
+        except (OSError, ValueError, TypeError) as exc:
+            raise DataError(f"{lodo_config}: cannot read the leave-one-device-out recipe "
+                            f"({exc})") from exc
+        folds = {f.held_out: f for f in build_folds(load_icbhi(data_root, "train"))}
+    det_folds = detector_folds(detector_cv) if detector_cv is not None else []
+    plan = []
+    for rec in recordings:
+        path, fold, classifier_in = model_path, None, None
+        if lodo_config is not None:
+            path, classifier_in = lodo_model_for(cfg, lodo_config, rec, folds)
+            fold = rec.device
+        detector, det_fold = None, None
+        if detector_cv is not None:
+            det_fold, weights = detector_fold_for(rec, det_folds, detector_cv)
+            detector = DetectorConfig(weights=weights)
+        plan.append(Scorer(path, fold, classifier_in, detector, det_fold,
+                           detector_in_sample(detector.weights if detector else None, rec)))
+    return plan
+
+
+def score_recording(rec: Recording, model: CycleModel, scorer: Scorer) -> RecordingResult:
+    """Stream one recording, pair its cycles, and score its annotated boundaries."""
+    events = stream_recording(model, rec, scorer.detector)
+    cycles = [e for e in events if e["type"] == "cycle"]
+    hello = next(e for e in events if e["type"] == "hello")
+    pairs = pair_cycles([(c["start"] / c["rate_hz"], c["end"] / c["rate_hz"]) for c in cycles],
+                        [c["finding"] for c in cycles], [(e.start, e.end) for e in rec.events],
+                        [e.label for e in rec.events])
+    one = Collected()
+    score_icbhi(model, [rec], one, lambda: None)
+    annotated = [(true, pred) for group in one.by_device.values() for _, true, pred in group]
+    weights = scorer.detector.weights if scorer.detector else None
+    in_sample = scorer.classifier_in_sample
+    if in_sample is None:
+        in_sample = trained_on_icbhi_train(model, rec.split)
+    paired = [cycles[i] for i in pairs.paired_detected]
+    return RecordingResult(
+        rec, pairs, annotated, len(cycles),
+        sum(bool(c["quality"]["settling"]) for c in paired),
+        sum(c["quality"]["status"] == "poor" for c in paired),
+        classifier={"file": str(scorer.model_path), "sha256": model.manifest.weights_sha256,
+                    "name": model.manifest.name, "version": model.manifest.version,
+                    "fold": (f"without-{scorer.classifier_fold}"
+                             if scorer.classifier_fold else None),
+                    "in_sample": in_sample},
+        detector={**hello["detector"], "weights": str(weights) if weights else "embedded",
+                  "fold": scorer.detector_fold, "in_sample": scorer.detector_in_sample})
+
+
+def evaluate_icbhi(recordings: list[Recording], plan: list[Scorer], n_boot: int = 1000
+                   ) -> dict:
+    """Stream every recording with its planned models; :func:`summarise_icbhi`'s report."""
+    models: dict[Path, CycleModel] = {}
+    results = []
+    for rec, scorer in zip(recordings, plan, strict=True):
+        if scorer.model_path not in models:
+            models[scorer.model_path] = CycleModel(
+                scorer.model_path, expected_feature_hash=FeatureConfig().hash())
+        results.append(score_recording(rec, models[scorer.model_path], scorer))
+    return summarise_icbhi(results, n_boot)
+
+
+def kind_items(result: RecordingResult, kind: str) -> list[tuple[str, str]]:
+    if kind == "paired":
+        return result.pairs.paired
+    if kind == "all_annotated":
+        return result.pairs.all_annotated()
+    return result.annotated
+
+
+def counts(labels: Sequence[str]) -> dict[str, int]:
+    """Counts per 4-class name, every class listed."""
+    tally = Counter(labels)
+    return {name: tally.get(name, 0) for name in FOUR_CLASSES}
+
+
+def in_sample_label(flags: Sequence[bool], honest: str) -> str:
+    """``IN-SAMPLE`` when every recording was, ``k/n IN-SAMPLE`` when some, else ``honest``."""
+    k = sum(flags)
+    if k == 0:
+        return honest
+    return "IN-SAMPLE" if k == len(flags) else f"{k}/{len(flags)} IN-SAMPLE"
+
+
+def group_summary(name: str, results: list[RecordingResult], n_boot: int) -> dict:
+    """Three Scores, what was left unpaired and the in-sample labels of one device group."""
+    rows = {}
+    for kind in KINDS:
+        items = [(f"icbhi:{r.rec.patient}", t, p) for r in results for t, p in kind_items(r, kind)]
+        rows[kind] = device_rows({("icbhi", name): items}, n_boot)[0]
+    missed = [m for r in results for m in r.pairs.missed]
+    unannotated = [u for r in results for u in r.pairs.unannotated]
+    classifier_honest = ("held-out device" if all(r.classifier.get("fold") for r in results)
+                         else "not trained on it")
+    detector_honest = ("held-out patients" if all(r.detector.get("fold") is not None
+                                                   for r in results) else "not trained on it")
+    return {"device": name, "recordings": len(results),
+            "annotated_cycles": sum(len(r.rec.events) for r in results),
+            "detected_cycles": sum(r.detected for r in results),
+            "paired_cycles": sum(len(r.pairs.paired) for r in results),
+            "paired_settling": sum(r.paired_settling for r in results),
+            "paired_poor_quality": sum(r.paired_poor for r in results),
+            **rows,
+            "not_paired": {
+                "annotated_never_detected": {"count": len(missed), "by_class": counts(missed)},
+                "detected_without_annotation": {"count": len(unannotated),
+                                                "by_finding": counts(unannotated)}},
+            "classifier": in_sample_label([r.classifier["in_sample"] for r in results],
+                                          classifier_honest),
+            "detector": in_sample_label([r.detector["in_sample"] for r in results],
+                                        detector_honest),
+            "in_sample": any(r.classifier["in_sample"] or r.detector["in_sample"]
+                             for r in results)}
+
+
+def summarise_icbhi(results: list[RecordingResult], n_boot: int) -> dict:
+    """The report: a numeric ``summary``, all devices, per device and per recording."""
+    by_device: dict[str, list[RecordingResult]] = {}
+    for r in results:
+        by_device.setdefault(recording_device(r.rec), []).append(r)
+    overall = group_summary(ALL_DEVICES, results, n_boot)
+    halves = sorted({r.rec.split for r in results})
+    return {
+        "split": "icbhi", "icbhi_half": "+".join(halves), "matching_rule": ICBHI_MATCHING_RULE,
+        "unpaired_annotated_counts_as": "Normal",
+        "summary": {**{kind: float(overall[kind]["score"]) for kind in KINDS},
+                    "recordings": overall["recordings"],
+                    "annotated_cycles": overall["annotated_cycles"],
+                    "detected_cycles": overall["detected_cycles"],
+                    "paired_cycles": overall["paired_cycles"],
+                    "in_sample": overall["in_sample"]},
+        "overall": overall,
+        "per_device": [group_summary(name, group, n_boot)
+                       for name, group in sorted(by_device.items())],
+        "per_recording": [{"recording": r.rec.rec_id, "device": recording_device(r.rec),
+                           "patient": r.rec.patient, "half": r.rec.split,
+                           "annotated_cycles": len(r.rec.events), "detected_cycles": r.detected,
+                           "paired_cycles": len(r.pairs.paired),
+                           "classifier": r.classifier, "detector": r.detector}
+                          for r in results],
+    }
+
+
+def _ci(row: dict) -> str:
+    ci = row.get("ci95")
+    return f"{ci[0]:.3f}–{ci[1]:.3f}" if ci else "-"
+
+
+def _class_counts(tally: dict[str, int]) -> str:
+    return " / ".join(str(tally[name]) for name in FOUR_CLASSES)
+
+
+def icbhi_table(report: dict) -> str:
+    """Markdown: the three Scores per device group, then what was left unpaired."""
+    groups = [report["overall"], *report["per_device"]]
+    rows = ["| device | cycles | scored on | SE | SP | Score | 95% CI | classifier | detector |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for g in groups:
+        for kind in KINDS:
+            row = g[kind]
+            detector = "-" if kind == "annotated" else g["detector"]
+            rows.append(f"| {g['device']} | {row['cycles']} | {KIND_TITLES[kind]} | "
+                        f"{row['se']:.3f} | {row['sp']:.3f} | {row['score']:.3f} | {_ci(row)} | "
+                        f"{g['classifier']} | {detector} |")
+    names = " / ".join(FOUR_CLASSES)
+    rows += ["", f"| device | recordings | annotated | detected | paired (settling / poor) | "
+                 f"annotated never paired ({names}) | detected without annotation, by "
+                 f"finding ({names}) |",
+             "|---|---|---|---|---|---|---|"]
+    for g in groups:
+        missed = g["not_paired"]["annotated_never_detected"]
+        extra = g["not_paired"]["detected_without_annotation"]
+        rows.append(f"| {g['device']} | {g['recordings']} | {g['annotated_cycles']} | "
+                    f"{g['detected_cycles']} | {g['paired_cycles']} "
+                    f"({g['paired_settling']} / {g['paired_poor_quality']}) | {missed['count']} "
+                    f"({_class_counts(missed['by_class'])}) | {extra['count']} "
+                    f"({_class_counts(extra['by_finding'])}) |")
+    return "\n".join(rows)
+
+
+def icbhi_recordings(root: Path, half: str) -> list[Recording]:
+    """The ICBHI recordings with audio of ``half``; ``auto``: the test half when its audio is
+    there (an official download), otherwise the training half (the shared data folder)."""
+    if half == "auto":
+        recordings = load_icbhi(root, "test")
+        if not recordings:
+            recordings = load_icbhi(root, "train")
+    else:
+        recordings = load_icbhi(root, half)
+    if not recordings:
+        raise DataError(f"{root}: no ICBHI recordings with audio"
+                        + ("" if half == "auto" else f" in the {half} half"))
+    return recordings
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="steth-stream-eval",
-        description="Replay SPRSound test recordings through the whole edge pipeline (no "
-                    "annotated boundaries) and score the streamed findings and verdicts.")
-    parser.add_argument("model", type=Path, help="model file with its manifest")
-    parser.add_argument("--data", type=Path, default=default_data_root())
+        description="Replay test recordings through the whole edge pipeline (no annotated "
+                    "boundaries) and score the streamed findings: SPRSound test (tasks and "
+                    "verdicts) or ICBHI cycles paired at IoU >= 0.5 (--split icbhi).")
+    parser.add_argument("model", type=Path, nargs="?", default=None,
+                        help="model file with its manifest (default: the embedded one)")
+    parser.add_argument("--split", choices=("sprsound", "icbhi"), default="sprsound",
+                        help="SPRSound test (default) or ICBHI recordings")
+    parser.add_argument("--data", type=Path, default=default_data_root(),
+                        help="data root (default: $STETH_DATA or ../shared/data)")
     parser.add_argument("--limit", type=int, default=0, help="first N recordings only")
     parser.add_argument("--annotated", type=Path,
-                        help="steth-bench --json results of the same model: print the streamed "
-                             "scores next to the annotated-boundary ones")
+                        help="SPRSound: steth-bench --json results of the same model: print "
+                             "the streamed scores next to the annotated-boundary ones")
+    parser.add_argument("--icbhi-split", choices=("auto", "test", "train"), default="auto",
+                        help="ICBHI half (default auto: test when its audio is there, else "
+                             "train, which is IN-SAMPLE for a model trained on it)")
+    parser.add_argument("--lodo-config", type=Path, metavar="CONFIG",
+                        help="ICBHI: score each recording with the steth-lodo fold model of "
+                             "CONFIG that never heard its stethoscope")
+    parser.add_argument("--detector-cv", type=Path, metavar="RUN",
+                        help="ICBHI: detect each recording's cycles with the "
+                             "steth-detector-train --cv fold (RUN/folds.json) that never saw "
+                             "its patient")
+    parser.add_argument("--bootstrap", type=int, default=1000,
+                        help="ICBHI: patient resamples of the 95%% intervals")
     parser.add_argument("--json", type=Path, help="write the full report here")
     args = parser.parse_args(argv)
+    if args.split == "icbhi":
+        return main_icbhi(args)
+    if args.lodo_config or args.detector_cv:
+        parser.error("--lodo-config and --detector-cv apply to --split icbhi")
     try:
-        model = CycleModel(args.model, expected_feature_hash=FeatureConfig().hash())
+        model = CycleModel(args.model or default_model_path(),
+                           expected_feature_hash=FeatureConfig().hash())
         recordings = load_sprsound(args.data, "test")
         annotated = json.loads(args.annotated.read_text())["results"] if args.annotated else {}
     except (ModelError, DataError, OSError, ValueError, KeyError) as exc:
@@ -101,6 +565,35 @@ def main(argv: list[str] | None = None) -> int:
     report = evaluate(model, recordings)
     print(f"{report['recordings']} recordings, {report['detected_cycles']} detected cycles")
     print(comparison_table(report["results"], annotated))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+def main_icbhi(args: argparse.Namespace) -> int:
+    """``--split icbhi``: plan the models (failing early on a missing one), stream, print."""
+    if args.model is not None and args.lodo_config is not None:
+        print("steth-stream-eval: give a model file or --lodo-config, not both",
+              file=sys.stderr)
+        return 2
+    try:
+        recordings = icbhi_recordings(args.data, args.icbhi_split)
+        if args.limit:
+            recordings = recordings[:args.limit]
+        plan = plan_scorers(recordings, args.model or default_model_path(), args.data,
+                            lodo_config=args.lodo_config, detector_cv=args.detector_cv)
+        report = evaluate_icbhi(recordings, plan, args.bootstrap)
+    except (ModelError, DataError, DetectorWeightsError) as exc:
+        print(f"steth-stream-eval: {exc}", file=sys.stderr)
+        return 2
+    s = report["summary"]
+    print(f"ICBHI {report['icbhi_half']} half: {s['recordings']} recordings, "
+          f"{s['annotated_cycles']} annotated cycles, {s['detected_cycles']} detected, "
+          f"{s['paired_cycles']} paired ({report['matching_rule']})")
+    print(icbhi_table(report))
+    if s["in_sample"]:
+        print("IN-SAMPLE: rows so marked were scored by a model that trained on those "
+              "recordings (--lodo-config and --detector-cv give held-out folds)")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0
