@@ -456,6 +456,11 @@ def score(model: CycleModel | TorchCycleModel, data_root: Path, split: str, *,
     if limit:
         recordings = recordings[:limit]
     icbhi = load_icbhi(data_root, icbhi_split) if split in ("combined", "icbhi") else []
+    if not recordings and not icbhi:
+        # An empty table (and NaN timings) would read as a result.
+        raise DataError(f"{data_root}: nothing to score for --split {split} (no SPRSound test "
+                        f"or ICBHI {icbhi_split} recordings with audio); pass the --data root "
+                        "that holds them")
     from rich.progress import Progress
 
     with Progress(disable=not show_progress, transient=True) as bar:

@@ -93,3 +93,10 @@ def test_detect_eval_with_a_cv_run_of_no_folds_is_an_error(shared_data, tmp_path
     line = one_line_error(tool("steth-detect-eval", "--data", str(shared_data), "--no-sprsound",
                                "--cv", str(tmp_path)), "steth-detect-eval")
     assert "folds.json" in line and "no folds" in line
+
+
+def test_bench_with_nothing_to_score_is_an_error_not_an_empty_table(tmp_path):
+    data = fake_icbhi(tmp_path / "data", "101_1b1_Al_sc_Meditron test\n")  # no audio
+    line = one_line_error(tool("steth-bench", MODEL, "--data", str(data), "--split", "icbhi",
+                               "--no-progress"), "steth-bench")
+    assert str(data) in line and "nothing to score" in line
