@@ -31,7 +31,7 @@ import json
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -59,7 +59,7 @@ from steth.models.datasets import (
     load_icbhi,
     load_sprsound,
 )
-from steth.models.detect_eval import Interval, match
+from steth.models.detect_eval import SEARCH_SPACE, Interval, match
 from steth.models.metrics import to_task_label
 
 if TYPE_CHECKING:  # the training code (and torch) loads only for --lodo-config
@@ -165,6 +165,10 @@ KIND_TITLES = {"paired": "paired cycles (streamed finding)",
                "all_annotated": "all annotated (unpaired = Normal)",
                "annotated": "annotated boundaries (steth-bench)"}
 ALL_DEVICES = "all devices"
+SETTINGS_FROM = {
+    True: "tuned on the other detector folds' held-out scores (steth-detect-eval --tune)",
+    False: "shipped (steth-detect-eval --cv --tune 60 on the held-out scores of all the "
+           "ICBHI training recordings)"}
 
 
 @dataclass
@@ -238,6 +242,7 @@ class Scorer:
     detector: DetectorConfig | None  # None: the embedded detector
     detector_fold: int | None
     detector_in_sample: bool
+    detector_tuned: bool = False  # peak picking tuned without this fold's patients
 
 
 def detector_in_sample(weights: Path | None, rec: Recording) -> bool:
@@ -306,9 +311,13 @@ def lodo_model_for(cfg: TrainConfig, config_path: Path, rec: Recording,
 
 
 def plan_scorers(recordings: list[Recording], model_path: Path, data_root: Path, *,
-                 lodo_config: Path | None = None, detector_cv: Path | None = None
-                 ) -> list[Scorer]:
+                 lodo_config: Path | None = None, detector_cv: Path | None = None,
+                 detector_tune: int = 0) -> list[Scorer]:
     """Which classifier and detector score each recording, checked before any streaming.
+
+    With ``detector_tune`` trials, each detector fold's peak-picking settings are tuned on
+    the other folds' held-out scores (``steth-detect-eval --cv RUN --tune``); otherwise
+    every fold uses the shipped settings.
 
     Raises
     ------
@@ -328,6 +337,13 @@ def plan_scorers(recordings: list[Recording], model_path: Path, data_root: Path,
                             f"({exc})") from exc
         folds = {f.held_out: f for f in build_folds(load_icbhi(data_root, "train"))}
     det_folds = detector_folds(detector_cv) if detector_cv is not None else []
+    settings: dict[str, dict] = {}
+    if detector_cv is not None and detector_tune:
+        from steth.models.detect_eval import cross_validate
+
+        _, per_fold, _ = cross_validate(detector_cv, load_icbhi(data_root, "train"),
+                                        DetectorConfig(), detector_tune)
+        settings = {fold["weights"]: fold["settings"] for fold in per_fold}
     plan = []
     for rec in recordings:
         path, fold, classifier_in = model_path, None, None
@@ -337,9 +353,11 @@ def plan_scorers(recordings: list[Recording], model_path: Path, data_root: Path,
         detector, det_fold = None, None
         if detector_cv is not None:
             det_fold, weights = detector_fold_for(rec, det_folds, detector_cv)
-            detector = DetectorConfig(weights=weights)
+            detector = replace(DetectorConfig(weights=weights),
+                               **settings.get(str(weights), {}))
         plan.append(Scorer(path, fold, classifier_in, detector, det_fold,
-                           detector_in_sample(detector.weights if detector else None, rec)))
+                           detector_in_sample(detector.weights if detector else None, rec),
+                           bool(settings)))
     return plan
 
 
@@ -369,7 +387,10 @@ def score_recording(rec: Recording, model: CycleModel, scorer: Scorer) -> Record
                              if scorer.classifier_fold else None),
                     "in_sample": in_sample},
         detector={**hello["detector"], "weights": str(weights) if weights else "embedded",
-                  "fold": scorer.detector_fold, "in_sample": scorer.detector_in_sample})
+                  "fold": scorer.detector_fold, "in_sample": scorer.detector_in_sample,
+                  "settings": {k: getattr(scorer.detector or DetectorConfig(), k)
+                               for k in SEARCH_SPACE},
+                  "settings_from": SETTINGS_FROM[scorer.detector_tuned]})
 
 
 def evaluate_icbhi(recordings: list[Recording], plan: list[Scorer], n_boot: int = 1000
@@ -503,6 +524,21 @@ def icbhi_table(report: dict) -> str:
     return "\n".join(rows)
 
 
+def models_used(per_recording: list[dict]) -> list[str]:
+    """One line per distinct classifier file and detector, with the recordings each scored."""
+    lines = []
+    for side, what in (("classifier", ("file", "sha256")), ("detector", ("weights", "hash"))):
+        used: dict[tuple[str, str], int] = {}
+        for r in per_recording:
+            key = (r[side][what[0]], r[side][what[1]][:12])
+            used[key] = used.get(key, 0) + 1
+        for (where, digest), n in sorted(used.items()):
+            lines.append(f"{side}: {where} (SHA-256 {digest}…) scored {n} recordings")
+    settings = {r["detector"]["settings_from"] for r in per_recording}
+    lines += [f"detector peak picking: {s}" for s in sorted(settings)]
+    return lines
+
+
 def icbhi_recordings(root: Path, half: str) -> list[Recording]:
     """The ICBHI recordings with audio of ``half``; ``auto``: the test half when its audio is
     there (an official download), otherwise the training half (the shared data folder)."""
@@ -544,14 +580,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="ICBHI: detect each recording's cycles with the "
                              "steth-detector-train --cv fold (RUN/folds.json) that never saw "
                              "its patient")
+    parser.add_argument("--detector-tune", type=int, default=0, metavar="TRIALS",
+                        help="with --detector-cv: tune each fold's peak picking on the other "
+                             "folds' held-out scores first (default 0: shipped settings)")
     parser.add_argument("--bootstrap", type=int, default=1000,
                         help="ICBHI: patient resamples of the 95%% intervals")
     parser.add_argument("--json", type=Path, help="write the full report here")
     args = parser.parse_args(argv)
     if args.split == "icbhi":
         return main_icbhi(args)
-    if args.lodo_config or args.detector_cv:
-        parser.error("--lodo-config and --detector-cv apply to --split icbhi")
+    if args.lodo_config or args.detector_cv or args.detector_tune:
+        parser.error("--lodo-config, --detector-cv and --detector-tune apply to --split icbhi")
     try:
         model = CycleModel(args.model or default_model_path(),
                            expected_feature_hash=FeatureConfig().hash())
@@ -570,18 +609,34 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def icbhi_option_problem(args: argparse.Namespace) -> str | None:
+    """Options that cannot work together, found before any streaming."""
+    if args.model is not None and args.lodo_config is not None:
+        return "give a model file or --lodo-config, not both"
+    if args.detector_tune and args.detector_cv is None:
+        return "--detector-tune needs --detector-cv RUN (it tunes the fold detectors)"
+    for option, value in (("--limit", args.limit), ("--bootstrap", args.bootstrap),
+                          ("--detector-tune", args.detector_tune)):
+        if value < 0:
+            return f"{option} cannot be negative ({value})"
+    if args.json is not None and not args.json.parent.is_dir():
+        return f"--json {args.json}: folder {args.json.parent} does not exist"
+    return None
+
+
 def main_icbhi(args: argparse.Namespace) -> int:
     """``--split icbhi``: plan the models (failing early on a missing one), stream, print."""
-    if args.model is not None and args.lodo_config is not None:
-        print("steth-stream-eval: give a model file or --lodo-config, not both",
-              file=sys.stderr)
+    problem = icbhi_option_problem(args)
+    if problem is not None:
+        print(f"steth-stream-eval: {problem}", file=sys.stderr)
         return 2
     try:
         recordings = icbhi_recordings(args.data, args.icbhi_split)
         if args.limit:
             recordings = recordings[:args.limit]
         plan = plan_scorers(recordings, args.model or default_model_path(), args.data,
-                            lodo_config=args.lodo_config, detector_cv=args.detector_cv)
+                            lodo_config=args.lodo_config, detector_cv=args.detector_cv,
+                            detector_tune=args.detector_tune)
         report = evaluate_icbhi(recordings, plan, args.bootstrap)
     except (ModelError, DataError, DetectorWeightsError) as exc:
         print(f"steth-stream-eval: {exc}", file=sys.stderr)
@@ -591,6 +646,11 @@ def main_icbhi(args: argparse.Namespace) -> int:
           f"{s['annotated_cycles']} annotated cycles, {s['detected_cycles']} detected, "
           f"{s['paired_cycles']} paired ({report['matching_rule']})")
     print(icbhi_table(report))
+    print("Paired cycles are scored by the finding their cycle event carries; settling: in the "
+          "channel normaliser's warm-up (no finding on screen), poor: poor quality (left out "
+          "of the verdict).")
+    for line in models_used(report["per_recording"]):
+        print(line)
     if s["in_sample"]:
         print("IN-SAMPLE: rows so marked were scored by a model that trained on those "
               "recordings (--lodo-config and --detector-cv give held-out folds)")

@@ -138,6 +138,15 @@ def test_a_missing_fold_model_is_a_one_line_error_naming_the_command(tmp_path, c
     assert main(["--split", "icbhi", "--data", str(data),
                  "--detector-cv", str(tmp_path / "no-run")]) == 2
     assert "steth-detector-train" in one_error_line(capsys)
+    run = tmp_path / "cv-run"
+    run.mkdir()
+    (run / "folds.json").write_text(json.dumps({"folds": [
+        {"weights": str(run / "fold0.npz"), "held_out_patients": ["101"]}]}))
+    assert main(["--split", "icbhi", "--data", str(data), "--detector-cv", str(run)]) == 2
+    line = one_error_line(capsys)
+    assert "fold0.npz" in line and "steth-detector-train" in line
+    assert main(["--split", "icbhi", "--data", str(data), "--detector-tune", "5"]) == 2
+    assert "--detector-cv" in one_error_line(capsys)
 
 
 def test_two_real_icbhi_recordings_replay_through_the_pipeline(shared_data, tmp_path, capsys):
