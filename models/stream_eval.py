@@ -286,6 +286,7 @@ def detector_folds(run: Path) -> list[tuple[Path, frozenset[str]]]:
 
 def detector_fold_for(rec: Recording, folds: list[tuple[Path, frozenset[str]]],
                       run: Path) -> tuple[int, Path]:
+    """The index and weights of the detector fold that holds out ``rec``'s patient."""
     for k, (weights, held_out) in enumerate(folds):
         if rec.patient in held_out:
             return k, weights
@@ -343,11 +344,11 @@ def plan_scorers(recordings: list[Recording], model_path: Path, data_root: Path,
 
         _, per_fold, _ = cross_validate(detector_cv, load_icbhi(data_root, "train"),
                                         DetectorConfig(), detector_tune)
-        settings = {fold["weights"]: fold["settings"] for fold in per_fold}
+        settings = {str(Path(fold["weights"])): fold["settings"] for fold in per_fold}
     plan = []
     for rec in recordings:
         path, fold, classifier_in = model_path, None, None
-        if lodo_config is not None:
+        if cfg is not None and lodo_config is not None:
             path, classifier_in = lodo_model_for(cfg, lodo_config, rec, folds)
             fold = rec.device
         detector, det_fold = None, None
@@ -407,6 +408,7 @@ def evaluate_icbhi(recordings: list[Recording], plan: list[Scorer], n_boot: int 
 
 
 def kind_items(result: RecordingResult, kind: str) -> list[tuple[str, str]]:
+    """(annotated class, finding) of one recording's cycles scored as ``kind``."""
     if kind == "paired":
         return result.pairs.paired
     if kind == "all_annotated":
