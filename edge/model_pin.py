@@ -313,5 +313,6 @@ def _embed_npz(blob: bytes, payload: bytes) -> bytes:
         arrays = {k: np.asarray(data[k]) for k in data.files if k != NPZ_MEMBER}
     arrays[NPZ_MEMBER] = np.frombuffer(payload, dtype=np.uint8)
     out = io.BytesIO()
-    np.savez(out, **arrays)
+    save: Any = np.savez  # numpy's stub types **arrays as its allow_pickle flag
+    save(out, **arrays)
     return out.getvalue()
