@@ -389,7 +389,13 @@ class TcpEventServer:
         with self._lock:
             clients, self._clients = self._clients, []
         for client in clients:
-            client.queue.put(None)
+            try:
+                client.queue.put_nowait(None)
+            except queue.Full:
+                # its sender is stuck on a client that stopped reading: waiting for a free
+                # slot would hold the edge's shutdown for ever, so cut the client off
+                with contextlib.suppress(OSError):
+                    socket.socket.shutdown(client.sock, socket.SHUT_RDWR)
 
     def _accept_loop(self) -> None:
         while not self._closed.is_set():
