@@ -22,6 +22,7 @@ from typing import Any
 from steth.edge import events as ev
 from steth.edge.assets import DEFAULT_MODEL_NAME
 from steth.edge.decode import AudioChunk
+from steth.edge.event_server import TcpEventServer
 from steth.edge.event_writers import EventWriter, StreamWriter
 from steth.edge.runner import (
     EXIT_MODEL,
@@ -173,6 +174,13 @@ def number_problem(args: argparse.Namespace) -> str | None:
     return None
 
 
+def server_warnings(session: EdgeSession) -> list[str]:
+    """The event server's warnings (plain TCP off the host), for the screen: the dashboard
+    covers the terminal, so the line open_server printed on stderr is not seen there."""
+    return [writer.warning for writer in session.sinks.writers
+            if isinstance(writer, TcpEventServer) and writer.warning]
+
+
 def run(args: argparse.Namespace) -> int:
     problem = number_problem(args)
     if problem is not None:
@@ -186,6 +194,9 @@ def run(args: argparse.Namespace) -> int:
     except StartupError as exc:
         print(exc, file=sys.stderr)
         return exc.code
+    for warning in server_warnings(session):
+        session.sinks.write(ev.make_status(level="warning", message=warning, code="insecure",
+                                           simulated=session.pipeline.simulated))
     listener = None
     dashboard_thread = None
     try:

@@ -101,6 +101,21 @@ def test_edge_run_off_host_without_tls_is_one_line_and_exit_2():
     assert len(lines) == 1 and "--tls-cert" in lines[0] and "Traceback" not in result.stderr
 
 
+def test_edge_run_serve_insecure_warns_on_stderr_and_on_the_event_stream():
+    env = dict(os.environ, STETH_TOKEN=TOKEN)
+    result = subprocess.run([EDGE_RUN, "--simulate", "--no-dashboard", "--duration", "1",
+                             "--serve", str(free_port()), "--serve-host", "0.0.0.0",
+                             "--serve-insecure"], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert [x for x in result.stderr.splitlines() if x.startswith("WARNING")]
+    statuses = [e for e in map(json.loads, result.stdout.splitlines())
+                if e["type"] == "status" and e["level"] == "warning"]
+    # what the dashboard shows: it reads the same events, and hides stderr
+    assert len(statuses) == 1 and "plain TCP" in statuses[0]["message"]
+    assert statuses[0]["simulated"] is True
+
+
 def test_tls_stream_is_verified_with_the_ca_file(certs, monkeypatch):
     cert, key = certs["edge"]
     monkeypatch.setenv("STETH_TOKEN", TOKEN)
