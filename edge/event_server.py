@@ -167,8 +167,11 @@ def server_tls_context(cert: str | Path, key: str | Path) -> ssl.SSLContext:
     try:
         context.load_cert_chain(cert, key)
     except ssl.SSLError as exc:
+        reason = {None: "not a PEM certificate and private key",
+                  "KEY_VALUES_MISMATCH": "the key does not belong to the certificate"}.get(
+                      exc.reason, str(exc.reason))
         raise ServerError(f"cannot load TLS certificate {cert} with key {key}: "
-                          f"{exc.reason or exc}") from None
+                          f"{reason}") from None
     except OSError as exc:
         raise ServerError(f"cannot read TLS certificate {cert} or key {key}: "
                           f"{exc.strerror or exc}") from None

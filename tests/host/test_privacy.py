@@ -160,6 +160,12 @@ def test_tls_key_readable_by_others_or_missing_is_refused(certs, tmp_path):
         event_server.server_tls_context(tmp_path / "none.crt", key)
     with pytest.raises(ServerError, match="--tls-key"):
         open_server(server_parser().parse_args(["--serve", "0", "--tls-cert", str(cert)]))
+    with pytest.raises(ServerError, match="the key does not belong to the certificate"):
+        event_server.server_tls_context(certs["other"][0], key)
+    garbage = tmp_path / "garbage.crt"
+    garbage.write_text("not a certificate\n")
+    with pytest.raises(ServerError, match=r"not a PEM certificate and private key$"):
+        event_server.server_tls_context(garbage, key)
 
 
 def test_console_with_ca_file_attaches_and_without_it_refuses_off_host(certs, capsys,
