@@ -190,9 +190,10 @@ def client_tls_context(ca_file: str | Path) -> ssl.SSLContext:
         raise TlsError(f"CA file {ca_file} not found")
     try:
         context = ssl.create_default_context(cafile=str(ca_file))
-    except (ssl.SSLError, OSError) as exc:
-        raise TlsError(f"cannot read CA file {ca_file}: "
-                       f"{getattr(exc, 'reason', None) or exc}") from None
+    except ssl.SSLError:
+        raise TlsError(f"CA file {ca_file} holds no PEM certificate") from None
+    except OSError as exc:
+        raise TlsError(f"cannot read CA file {ca_file}: {exc.strerror or exc}") from None
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context
 

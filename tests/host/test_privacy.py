@@ -169,11 +169,16 @@ def test_tls_key_readable_by_others_or_missing_is_refused(certs, tmp_path):
 
 
 def test_console_with_ca_file_attaches_and_without_it_refuses_off_host(certs, capsys,
-                                                                      monkeypatch):
+                                                                      monkeypatch, tmp_path):
     monkeypatch.setenv("STETH_TOKEN", TOKEN)
     assert remote.main(["--host", "192.0.2.7", "--port", "9"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--ca-file" in err and "--insecure" in err
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    assert remote.main(["--ca-file", str(garbage)]) == 1
+    assert capsys.readouterr().err == (f"steth-console: CA file {garbage} holds no PEM "
+                                       "certificate\n")
     help_text = remote.build_parser().format_help()
     assert "--ca-file" in help_text and "--insecure" in help_text
     args = remote.build_parser().parse_args(["--host", "192.0.2.7", "--insecure"])
