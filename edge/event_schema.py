@@ -208,6 +208,13 @@ QUALITY_FIELDS: dict[str, Field] = {
 
 COUNT_FIELDS: dict[str, Field] = {name: Field(integer(0)) for name in (*FINDINGS, "poor")}
 
+RULE_FIELDS: dict[str, Field] = {
+    "min_cycles": Field(integer(0)),
+    "min_fraction": Field(number(0.0, 1.0)),
+    "poor_quality_fraction": Field(number(0.0, 1.0)),
+    "min_good_cycles": Field(integer(0)),
+}
+
 MESSAGE_FIELDS: dict[str, dict[str, Field]] = {
     "hello": {
         "device": Field(obj(DEVICE_FIELDS)),
@@ -231,6 +238,7 @@ MESSAGE_FIELDS: dict[str, dict[str, Field]] = {
         "battery_pct": Field(number(0.0, 100.0), nullable=True),
         "clipping": Field(number(0.0, 1.0)),
         "skipped_bytes": Field(integer(0), required=False),
+        "version_errors": Field(integer(0), required=False),
     },
     "level": {
         "index": Field(SAMPLE_INDEX),
@@ -259,6 +267,8 @@ MESSAGE_FIELDS: dict[str, dict[str, Field]] = {
         "cycles": Field(integer(0)),
         "good_cycles": Field(integer(0)),
         "counts": Field(obj(COUNT_FIELDS)),
+        # Optional, so event files written before the rule travelled still validate.
+        "rule": Field(obj(RULE_FIELDS), required=False),
     },
     "gap": {
         "expected_index": Field(SAMPLE_INDEX),

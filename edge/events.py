@@ -63,11 +63,12 @@ def make_hello(*, device_id: str, firmware: str, nominal_rate_hz: float, adc_bit
 def make_link(*, bytes_: int, frames: int, frames_per_s: float, crc_errors: int, gaps: int,
               resyncs: int, nominal_rate_hz: float | None, measured_rate_hz: float | None,
               battery_pct: float | None = None, clipping: float = 0.0,
-              skipped_bytes: int | None = None, simulated: bool = False,
-              t: float | None = None) -> dict[str, Any]:
+              skipped_bytes: int | None = None, version_errors: int | None = None,
+              simulated: bool = False, t: float | None = None) -> dict[str, Any]:
     """Build a ``link`` statistics event (cumulative counters since the stream opened).
 
     A ``nominal_rate_hz`` of 0 or None (device info not received yet) is sent as null.
+    ``version_errors`` counts frames of another protocol major that were skipped.
     """
     event = _base("link", t, simulated)
     event.update({
@@ -79,6 +80,8 @@ def make_link(*, bytes_: int, frames: int, frames_per_s: float, crc_errors: int,
     })
     if skipped_bytes is not None:
         event["skipped_bytes"] = int(skipped_bytes)
+    if version_errors is not None:
+        event["version_errors"] = int(version_errors)
     return event
 
 
@@ -128,16 +131,21 @@ def make_cycle(*, cycle_id: int, start: int, end: int, rate_hz: float, wall_star
 
 
 def make_verdict(*, verdict: str, cycles: int, good_cycles: int, counts: Mapping[str, int],
-                 simulated: bool = False, t: float | None = None) -> dict[str, Any]:
+                 rule: Mapping[str, float] | None = None, simulated: bool = False,
+                 t: float | None = None) -> dict[str, Any]:
     """Build a record-level ``verdict`` with the cycle counts behind it.
 
     ``counts`` maps each finding to its number of good-quality cycles, plus ``poor`` for
     the poor-quality cycles (whatever their finding), so the counts add up to ``cycles``.
+    ``rule`` is the record rule's thresholds (``VerdictRule.to_dict()``), so a reader can
+    apply the same rule to part of the cycles (one take, one site).
     """
     event = _base("verdict", t, simulated)
     full = {name: int(counts.get(name, 0)) for name in (*FINDINGS, "poor")}
     event.update({"verdict": verdict, "cycles": int(cycles), "good_cycles": int(good_cycles),
                   "counts": full})
+    if rule is not None:
+        event["rule"] = dict(rule)
     return event
 
 

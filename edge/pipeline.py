@@ -20,14 +20,20 @@ from pathlib import Path
 import numpy as np
 
 from steth.edge import events as ev
-from steth.edge.decode import AudioChunk, Gap, LinkStats
+from steth.edge.decode import AudioChunk, Gap, LinkStats, StatusReport
 from steth.edge.event_schema import MAX_ENVELOPE
 from steth.edge.features import FeatureExtractor, pcm16_to_float
-from steth.edge.findings import STALE_AFTER_S, RecordTally, assess_cycle
+from steth.edge.findings import (
+    STALE_AFTER_S,
+    BreathRate,
+    RecordTally,
+    assess_cycle,
+    rate_problem,
+)
 from steth.edge.guard import SignalGuard
 from steth.edge.infer import MIN_CYCLE_FRAMES, CycleModel
 from steth.edge.loading import load_model
-from steth.edge.protocol import DeviceInfo
+from steth.edge.protocol import DeviceInfo, Status
 from steth.edge.segment import BreathCycleDetector, Cycle, DetectorConfig
 
 Emit = Callable[[dict], None]
@@ -35,6 +41,12 @@ Emit = Callable[[dict], None]
 CLIP_LEVEL = 32000  # |sample| at or above this counts as clipped
 LEVEL_EVERY_S = 0.25
 LINK_EVERY_S = 1.0
+NEW_SITE_CODE = "new_site"  # status code: the record and the findings start over here
+SAMPLE_RATE_CODE = "sample_rate"  # status code: the measured rate left or re-entered limits
+
+
+class NewSite:
+    """Marker in the inference queue: the cycles after it belong to another site."""
 
 
 class FrameRing:
@@ -80,11 +92,15 @@ class CycleJob:
     closed_monotonic: float
     clipped_fraction: float
     dbfs: float
-    breath_rate_bpm: float | None
+    forced: bool  # closed by the length limit, not at a detected boundary
     # Inside the channel normaliser's warm-up: shown as settling, left out of the record.
     settling: bool = False
     unfamiliar: bool | None = None  # the guard's state; None: no guard, or not decided yet
     signal_distance: float | None = None
+
+    @property
+    def duration_s(self) -> float:
+        return (self.end - self.start) / self.rate_hz
 
 
 class InferenceWorker:
@@ -95,8 +111,12 @@ class InferenceWorker:
         self.model = model
         self.emit = emit
         self.simulated = simulated
-        self.jobs: queue.Queue[CycleJob | None] = queue.Queue(maxsize=max_pending)
+        # Unbounded so a NewSite marker always goes in; cycles stop at max_pending.
+        self.jobs: queue.Queue[CycleJob | NewSite | None] = queue.Queue()
+        self.max_pending = max_pending
         self.record = RecordTally(model.manifest.verdict_rule)  # inference thread only
+        self.breaths = BreathRate()  # inference thread only
+        self.breath_rate_bpm: float | None = None  # the latest, read by the I/O thread
         self.dropped = 0
         self.block = block  # offline replay waits for the model instead of dropping
         self.on_cycle = on_cycle
@@ -106,12 +126,17 @@ class InferenceWorker:
 
     def submit(self, job: CycleJob) -> bool:
         """Queue a cycle; if the model cannot keep up the cycle is dropped and counted."""
-        try:
-            self.jobs.put(job, block=self.block)
-            return True
-        except queue.Full:
+        while self.block and self.jobs.qsize() >= self.max_pending:
+            time.sleep(0.005)  # offline replay waits for the model (the only producer)
+        if self.jobs.qsize() >= self.max_pending:
             self.dropped += 1
             return False
+        self.jobs.put(job)
+        return True
+
+    def new_site(self) -> None:
+        """Start the record over after the cycles already queued (thread-safe)."""
+        self.jobs.put(NewSite())
 
     def close(self, timeout: float | None = 5.0) -> None:
         self.jobs.put(None)
@@ -122,7 +147,18 @@ class InferenceWorker:
             job = self.jobs.get()
             if job is None:
                 return
-            self.emit_cycle(job)
+            if isinstance(job, NewSite):
+                self._start_site()
+            else:
+                self.emit_cycle(job)
+
+    def _start_site(self) -> None:
+        self.record.reset()
+        self.breaths.reset()
+        self.breath_rate_bpm = None
+        self.emit(ev.make_status(level="info", code=NEW_SITE_CODE,
+                                 message="new auscultation site: findings and verdict start over",
+                                 simulated=self.simulated))
 
     def emit_cycle(self, job: CycleJob) -> None:
         th = self.model.thresholds
@@ -133,12 +169,15 @@ class InferenceWorker:
         subtype = pred.event_class(th)
         latency_ms = (time.monotonic() - job.closed_monotonic) * 1000.0
         self.latencies_ms.append(latency_ms)
+        if not job.settling:
+            self.breaths.add(job.duration_s, good=not (cycle.poor or job.forced))
+            self.breath_rate_bpm = self.breaths.bpm()
         event = ev.make_cycle(
             cycle_id=job.cycle_id, start=job.start, end=job.end, rate_hz=job.rate_hz,
             wall_start=job.wall_start, finding=cycle.finding, p_crackle=pred.p_crackle,
             p_wheeze=pred.p_wheeze, quality=cycle.quality, quality_reason=cycle.quality_reason,
             subtype=None if subtype in ("Normal", "Wheeze+Crackle") else subtype,
-            latency_ms=latency_ms, breath_rate_bpm=job.breath_rate_bpm,
+            latency_ms=latency_ms, breath_rate_bpm=self.breath_rate_bpm,
             settling=job.settling, unfamiliar=job.unfamiliar,
             signal_distance=job.signal_distance, simulated=self.simulated)
         self.emit(event)
@@ -149,7 +188,8 @@ class InferenceWorker:
         verdict = self.record.add(cycle)
         self.emit(ev.make_verdict(verdict=verdict.label, cycles=verdict.n_cycles,
                                   good_cycles=verdict.n_good_cycles,
-                                  counts=dict(self.record.counts), simulated=self.simulated))
+                                  counts=dict(self.record.counts),
+                                  rule=self.record.rule.to_dict(), simulated=self.simulated))
 
 
 class Pipeline:
@@ -166,11 +206,16 @@ class Pipeline:
         Marks every event SIMULATED.
     mains_hz : float
         0 (off), 50 or 60: the optional mains notch.
+    rate_speed : float
+        How much faster than real time the source delivers (a replay at ``--speed 10``);
+        the measured sample rate is checked against nominal × this, not at all when it is
+        infinite (``--speed max``).
     """
 
     def __init__(self, model: CycleModel, emit: Emit, *, simulated: bool, transport: str,
                  mains_hz: float = 0.0, detector: DetectorConfig | None = None,
-                 clock: Callable[[], float] = time.time, offline: bool = False) -> None:
+                 clock: Callable[[], float] = time.time, offline: bool = False,
+                 rate_speed: float = 1.0) -> None:
         base = model.manifest.feature_config
         self.features = replace(base, filter=replace(base.filter, mains_hz=mains_hz))
         self.model = model
@@ -195,12 +240,14 @@ class Pipeline:
         self.next_index: int | None = None
         self.anchor: tuple[int, float] | None = None  # (sample index, wall time)
         self.cycle_id = 0
-        self.cycles_seen = 0
         self.stale = False
         self.last_audio_monotonic: float | None = None
         self.last_level = self.last_link = 0.0
         self.chunk_power: deque[float] = deque(maxlen=32)  # mean square of recent chunks
         self.last_index: int | None = None
+        self.rate_speed = rate_speed
+        self.rate_off = False  # the measured sample rate is past RATE_TOLERANCE
+        self.battery_pct: float | None = None  # from the device's latest Status frame
         self.on_filtered: Callable[[np.ndarray], None] | None = None
 
     # ---------------------------------------------------------------- items from the decoder
@@ -212,6 +259,12 @@ class Pipeline:
             self._on_audio(item, now)
         elif isinstance(item, Gap):
             self._on_gap(item)
+        elif isinstance(item, StatusReport):
+            self._on_status(item.status)
+
+    def _on_status(self, status: Status) -> None:
+        known = status.battery_pct != Status.BATTERY_UNKNOWN and status.battery_pct <= 100
+        self.battery_pct = float(status.battery_pct) if known else None
 
     def _on_device_info(self, info: DeviceInfo) -> None:
         changed = self.device is None or info.sample_rate_hz != self.rate
@@ -234,9 +287,12 @@ class Pipeline:
     def new_site(self) -> None:
         """The stethoscope moved to another site: restart the normaliser and the guard.
 
-        Thread-safe (the dashboard calls it); takes effect with the next audio block.
+        Thread-safe (the dashboard calls it); the front end restarts with the next audio
+        block, and the record (verdict, breath rate) after the cycles already closed, with
+        a ``status`` event (code ``new_site``) at that point of the stream.
         """
         self._new_site.set()
+        self.worker.new_site()
 
     def _restart_segment(self) -> None:
         self.norm_origin = 0
@@ -302,9 +358,8 @@ class Pipeline:
         return self.segment_start + round(frame_edge * hop_device)
 
     def breath_rate_bpm(self) -> float | None:
-        if self.cycles_seen < 2:
-            return None
-        return 60.0 * self.features.frames_per_second / self.detector.period_frames
+        """The breath rate of recent good-quality cycles (:class:`edge.findings.BreathRate`)."""
+        return self.worker.breath_rate_bpm
 
     def _close_cycle(self, cycle: Cycle, now: float) -> None:
         if cycle.last - cycle.first < MIN_CYCLE_FRAMES or not self.ring.holds(cycle.first,
@@ -315,7 +370,6 @@ class Pipeline:
         assert self.anchor is not None
         wall_start = self.anchor[1] - (self.anchor[0] - start) / self.rate
         self.cycle_id += 1
-        self.cycles_seen += 1
         samples = max(1, end - start)
         assert self.extractor is not None
         # A cycle is settling when its middle falls in the normaliser's warm-up (since the
@@ -326,7 +380,7 @@ class Pipeline:
         unfamiliar = self.guard.state if self.guard is not None else None
         self.worker.submit(CycleJob(
             self.cycle_id, frames, start, end, float(self.rate), wall_start, now,
-            clipped / samples, 10.0 * np.log10(power + 1e-20), self.breath_rate_bpm(),
+            clipped / samples, 10.0 * np.log10(power + 1e-20), cycle.forced,
             settling, unfamiliar, distance))
 
     # ---------------------------------------------------------------- periodic
@@ -351,7 +405,21 @@ class Pipeline:
                 bytes_=stats.bytes, frames=stats.frames, frames_per_s=stats.frames / elapsed,
                 crc_errors=stats.crc_errors, gaps=stats.gaps, resyncs=stats.resyncs,
                 nominal_rate_hz=nominal, measured_rate_hz=stats.measured_rate_hz,
-                skipped_bytes=stats.skipped_bytes, simulated=self.simulated))
+                battery_pct=self.battery_pct, skipped_bytes=stats.skipped_bytes,
+                version_errors=stats.version_errors, simulated=self.simulated))
+            self._check_rate(stats.measured_rate_hz, nominal)
+
+    def _check_rate(self, measured: float | None, nominal: float) -> None:
+        """Warn once when the measured sample rate leaves the tolerance, say when it is back."""
+        if measured is None or not nominal or not np.isfinite(self.rate_speed):
+            return
+        problem = rate_problem(measured, nominal * self.rate_speed)
+        if (problem is not None) == self.rate_off:
+            return
+        self.rate_off = problem is not None
+        message = problem or f"measured sample rate {measured:.0f} Hz is back within limits"
+        self.emit(ev.make_status(level="warning" if problem else "info", message=message,
+                                 code=SAMPLE_RATE_CODE, simulated=self.simulated))
 
     def _level_event(self) -> dict:
         dbfs = 10.0 * np.log10(float(np.mean(self.chunk_power)) + 1e-20)
