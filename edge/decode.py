@@ -15,7 +15,8 @@ Byte accounting invariant (checked by the property tests)::
     bytes == decoded_bytes + dropped_bytes + skipped_bytes + pending_bytes
 
 where decoded = CRC-valid v1 frames that were used (or deliberately ignored: unknown
-types from a later minor version, host commands), dropped = CRC failures, wrong-version,
+types from a later minor version, host commands), dropped = CRC failures, wrong-version
+(skipped mid-stream; fatal when the device announces itself in another major),
 malformed and duplicate frames and audio that arrived before the device said what it is,
 skipped = noise discarded while hunting for sync, pending = a partial frame held back.
 
@@ -65,7 +66,7 @@ GAP_STREAM_RESTART = "stream_restart"
 
 
 class ProtocolVersionError(Exception):
-    """Fatal: the device speaks a protocol major version this software does not.
+    """Fatal: the device announced a protocol major version this software does not speak.
 
     ``str(error)`` is a one-line message saying what to do.
     """
@@ -376,13 +377,18 @@ class StreamDecoder:
     def feed(self, data: bytes, now: float) -> list[DecodedItem]:
         """Consume bytes received at monotonic time ``now``; return decoded items in order.
 
+        A CRC-valid frame of another protocol major version is counted
+        (``version_errors``) and dropped like a corrupt one while the stream is established:
+        one stray frame must not end monitoring, and the sequence counter reports the
+        missing audio as a gap.
+
         Raises
         ------
         ProtocolVersionError
-            On a CRC-valid frame of another protocol major version. Fatal: the caller
-            should print ``str(error)`` and stop. Its bytes are already accounted as dropped.
-            The spec requires this before streaming; it is also raised mid-stream, because a
-            device that rebooted into an incompatible firmware will never be readable.
+            When the device announces itself in another major version: such a frame
+            before any DeviceInfo (start-up), or a DeviceInfo in it (a device that rebooted
+            into incompatible firmware). Fatal: the caller should show ``str(error)`` and
+            stop. Its bytes are already accounted as dropped.
         """
         self._counters.bytes += len(data)
         items: list[DecodedItem] = []
@@ -392,12 +398,19 @@ class StreamDecoder:
                 # Account for every byte of this chunk before giving up on the device.
                 self._counters.dropped_bytes += len(event.data)
                 self._counters.version_errors += 1
-                version_error = version_error or event
+                if self._announces_other_major(event):
+                    version_error = version_error or event
                 continue
             items += self._handle_event(event, now)
         if version_error is not None:
             raise ProtocolVersionError(version_error.major, version_error.minor)
         return items
+
+    def _announces_other_major(self, event: VersionError) -> bool:
+        """Whether a frame of another major says the device speaks it (fatal) rather than
+        being one stray frame in a stream this decoder already reads."""
+        msg_type = event.data[4] if len(event.data) > 4 else None
+        return self._info is None or msg_type == MsgType.DEVICE_INFO
 
     def stats(self) -> LinkStats:
         """A snapshot of the link statistics."""

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from steth.edge import events as ev
 from steth.edge.assets import DEFAULT_MODEL_NAME
 from steth.edge.decode import AudioChunk, DecodedItem, ProtocolVersionError, StreamDecoder
 from steth.edge.event_server import ServerError, TokenError, add_server_arguments, open_server
@@ -29,9 +30,13 @@ from steth.edge.loading import load_model
 from steth.edge.pipeline import Pipeline
 from steth.edge.segment import DetectorWeightsError
 from steth.edge.transport import SourceError, Transport, add_source_arguments, open_transport
+from steth.edge.transports.base import print_to_stderr
 
 EXIT_USAGE, EXIT_MODEL, EXIT_PROTOCOL, EXIT_SOURCE = 2, 3, 4, 5
 READ_TIMEOUT_S = 0.05
+PROTOCOL_VERSION_CODE = "protocol_version"  # status code: the device speaks another major
+SOURCE_ERROR_CODE = "source_error"  # status code: the source is failing and being retried
+SOURCE_CODE = "source"  # status code: other source news (reconnected, connected)
 
 
 class StartupError(Exception):
@@ -40,6 +45,44 @@ class StartupError(Exception):
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+class SourceMessages:
+    """The transport's one-line messages: on stderr, and as ``status`` events once the
+    sinks exist, because a full-screen console covers stderr.
+
+    A message that ends in a retry ("... retrying", "... reconnecting") is a warning with
+    code :data:`SOURCE_ERROR_CODE`; any other (e.g. "reconnected ...") is info with
+    :data:`SOURCE_CODE`. Messages from before the sinks are attached are kept and sent then.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._emit: Callable[[dict], None] | None = None
+        self._simulated = False
+        self._early: list[str] = []
+
+    def __call__(self, message: str) -> None:
+        print_to_stderr(message)
+        with self._lock:
+            if self._emit is None:
+                self._early.append(message)
+                return
+            emit = self._emit
+        emit(self._event(message))
+
+    def attach(self, emit: Callable[[dict], None], simulated: bool) -> None:
+        with self._lock:
+            self._emit, self._simulated = emit, simulated
+            early, self._early = self._early, []
+        for message in early:
+            emit(self._event(message))
+
+    def _event(self, message: str) -> dict:
+        failing = message.rstrip().endswith(("retrying", "reconnecting"))
+        return ev.make_status(level="warning" if failing else "info", message=message,
+                              code=SOURCE_ERROR_CODE if failing else SOURCE_CODE,
+                              simulated=self._simulated)
 
 
 def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
@@ -90,7 +133,8 @@ def io_loop(transport: Transport, decoder: StreamDecoder,
     Raises
     ------
     ProtocolVersionError
-        The device speaks another protocol major version (fatal).
+        The device announced another protocol major version (fatal; a stray frame of
+        another major mid-stream is only counted and skipped by the decoder).
     """
     start = clock()
     deadline = start + duration if duration > 0 else float("inf")
@@ -149,6 +193,10 @@ class EdgeSession:
                     on_tick=lambda now: self.pipeline.tick(now, decoder.stats()))
         except ProtocolVersionError as exc:
             print(f"edge-run: {exc}", file=sys.stderr)
+            # The dashboard covers stderr: the reason must also reach the screen.
+            self.sinks.write(ev.make_status(level="error", message=str(exc),
+                                            code=PROTOCOL_VERSION_CODE,
+                                            simulated=self.pipeline.simulated))
             return EXIT_PROTOCOL
         except KeyboardInterrupt:
             pass
@@ -177,8 +225,9 @@ def open_session(args: argparse.Namespace, writers: list[EventWriter],
         model = load_model(args.model, threads=args.threads)
     except (ModelError, DetectorWeightsError) as exc:
         raise StartupError(EXIT_MODEL, f"{prog}: {exc}") from None
+    messages = SourceMessages()
     try:
-        transport = open_transport(args)
+        transport = open_transport(args, on_message=messages)
     except SourceError as exc:
         raise StartupError(EXIT_SOURCE, f"{prog}: {exc}") from None
     simulated = bool(getattr(transport, "simulated", False))
@@ -199,8 +248,11 @@ def open_session(args: argparse.Namespace, writers: list[EventWriter],
         transport.close()
         sinks.close()
         raise StartupError(EXIT_USAGE, f"{prog}: {exc}") from None
+    # Replays and the simulation are paced by --speed; a device by its own clock.
+    paced = bool(getattr(args, "replay", None) or getattr(args, "simulate", False))
     pipeline = Pipeline(model, sinks.write, simulated=simulated, transport=transport.name,
-                        mains_hz=args.mains)
+                        mains_hz=args.mains, rate_speed=args.speed if paced else 1.0)
+    messages.attach(sinks.write, simulated)
     return EdgeSession(args, model, transport, sinks, pipeline)
 
 
