@@ -73,7 +73,8 @@ def _envelope(audio: np.ndarray, buckets: int) -> tuple[np.ndarray, np.ndarray, 
 
 def make_report(audio: np.ndarray, sample_rate: int, cycles: Sequence[Mapping[str, Any]],
                 summary_lines: Sequence[str], out_path: str | Path, *, first_index: int = 0,
-                title: str = "", simulated: bool = False) -> ReportLayout:
+                title: str = "", simulated: bool = False,
+                site_lines: Sequence[str] = ()) -> ReportLayout:
     """Draw the report PNG (file mode 0600) and return where its parts are.
 
     Parameters
@@ -92,6 +93,8 @@ def make_report(audio: np.ndarray, sample_rate: int, cycles: Sequence[Mapping[st
         Heading (session and site).
     simulated : bool
         Adds a SIMULATED banner to the heading.
+    site_lines : sequence of str
+        The exam's verdict per site (``"p1: CAS (3 cycles)"``), printed beside the summary.
     """
     plt = _pyplot()
     from matplotlib.patches import Patch
@@ -144,6 +147,10 @@ def make_report(audio: np.ndarray, sample_rate: int, cycles: Sequence[Mapping[st
                    loc="upper right", ncol=5, fontsize=8, framealpha=0.9)
     text_ax.text(0.0, 1.0, "\n".join([*summary_lines, INTENDED_USE]), va="top", ha="left",
                  family="monospace", fontsize=9, transform=text_ax.transAxes)
+    if site_lines:
+        # Beside the take's own lines: one site a line, so seven ICBHI sites still fit.
+        text_ax.text(0.72, 1.0, "\n".join(["per site (findings):", *site_lines]), va="top",
+                     ha="left", family="monospace", fontsize=9, transform=text_ax.transAxes)
 
     layout = _layout(fig, wave_ax, spans, Path(out_path))
     _save_private(fig, Path(out_path))

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from steth.edge.event_schema import FINDINGS, EventError, check, parse_line
+from steth.edge.event_schema import EventError, check, parse_line
 from steth.edge.event_writers import dumps, make_private_dir
+from steth.edge.findings import RecordTally
+from steth.edge.labels import VerdictRule
 from steth.host.session_files import (
     CSV_COLUMNS,
     CYCLES_JSONL,
@@ -24,6 +25,7 @@ from steth.host.session_files import (
     read_take_audio,
     take_folders,
 )
+from steth.host.take import in_take
 
 REPORT_FILE = "report.png"
 RECLASSIFIED_CSV = "cycles.reclassified.csv"
@@ -76,10 +78,43 @@ def read_audio(take_dir: Path) -> tuple[np.ndarray, int]:
 
 
 def finding_counts(cycles: Iterable[Mapping[str, Any]]) -> dict[str, int]:
-    counts = Counter({name: 0 for name in (*FINDINGS, "poor")})
-    for cycle in cycles:
-        counts["poor" if cycle["quality"]["status"] == "poor" else cycle["finding"]] += 1
-    return dict(counts)
+    """Good cycles by finding and poor ones apart, by the edge's tally (no settling ones)."""
+    return dict(RecordTally.of_events(cycles).counts)
+
+
+def take_rule(take: Mapping[str, Any]) -> VerdictRule | None:
+    """The record rule a take's verdict was made with (None for older sessions)."""
+    rule = (take.get("verdict") or {}).get("rule")
+    return VerdictRule(**rule) if isinstance(rule, Mapping) else None
+
+
+def own_cycles(take: Mapping[str, Any], cycles: Iterable[Mapping[str, Any]]
+               ) -> list[Mapping[str, Any]]:
+    """The cycles that began inside the take (:func:`steth.host.take.in_take`)."""
+    first = take.get("first_index")
+    return [c for c in cycles if in_take(c, None if first is None else int(first))]
+
+
+def site_verdicts(session_dir: Path, meta: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Each site's verdict over its takes' own cycles: ``(site, "CAS (3 cycles)")``.
+
+    Sites in exam order, then any other site a take names; ``--`` for a site with no
+    counted cycle. The rule is the one the takes recorded (the default for older sessions).
+    """
+    takes = list(meta.get("takes", []))
+    sites = list(dict.fromkeys([*meta.get("sites", []), *(t.get("site") for t in takes)]))
+    result = []
+    for site in sites:
+        here = [t for t in takes if t.get("site") == site]
+        rule = next((r for r in map(take_rule, here) if r is not None), None)
+        tally = RecordTally(rule)
+        for take in here:
+            for cycle in own_cycles(take, load_cycles(session_dir / take["folder"])):
+                tally.add_event(cycle)
+        verdict = tally.verdict()
+        result.append((str(site), f"{verdict.label} ({verdict.n_cycles} cycles)"
+                       if tally.findings else "--"))
+    return result
 
 
 def detector_line(detector: Mapping[str, Any] | None) -> str:
@@ -93,7 +128,7 @@ def detector_line(detector: Mapping[str, Any] | None) -> str:
 def take_summary_lines(meta: Mapping[str, Any], take: Mapping[str, Any],
                        cycles: list[dict[str, Any]]) -> list[str]:
     """Plain-text summary of one take (used by `show` and printed into the report)."""
-    counts = finding_counts(cycles)
+    counts = finding_counts(own_cycles(take, cycles))
     verdict = take.get("verdict")
     model = meta.get("model") or {}
     device = meta.get("device") or {}
@@ -123,6 +158,8 @@ def format_session(session_dir: Path) -> str:
             + ("  SIMULATED" if meta.get("simulated") else ""),
             f"patient {meta.get('patient')}  operator {meta.get('operator')}  started "
             f"{started}  state {meta.get('state')}"]
+    head += ["", "per site (findings, not a diagnosis):"]
+    head += [f"site {site}: {text}" for site, text in site_verdicts(session_dir, meta)]
     for take in meta.get("takes", []):
         folder = session_dir / take["folder"]
         head += ["", *take_summary_lines(meta, take, load_cycles(folder))]
@@ -138,10 +175,11 @@ def report_take(session_dir: Path, take: Mapping[str, Any], meta: Mapping[str, A
     folder = session_dir / take["folder"]
     audio, rate = read_audio(folder)
     cycles = load_cycles(folder)
+    sites = [f"{site}: {text}" for site, text in site_verdicts(session_dir, meta)]
     make_report(audio, rate, cycles, take_summary_lines(meta, take, cycles),
                 folder / REPORT_FILE, first_index=int(take.get("first_index") or 0),
                 title=f"{meta.get('session_id')}  site {take.get('site')}",
-                simulated=bool(meta.get("simulated")))
+                simulated=bool(meta.get("simulated")), site_lines=sites)
     return folder / REPORT_FILE
 
 

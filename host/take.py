@@ -7,6 +7,11 @@ so nothing stays un-fsynced for long. Samples lost in transit are zero-filled, u
 longer gap, another sample rate or an index that went back ends the take ("new-take") and the
 recorder starts another. Cycles go to ``cycles.csv`` and ``cycles.jsonl``, every other event
 to ``events.jsonl``.
+
+A take's verdict is its own: the edge's record tally (:class:`edge.findings.RecordTally`,
+with the rule the edge's verdict events name) over the cycles that began inside the take
+(:func:`in_take`), never the edge's running verdict, which also covers other sites and the
+time before recording started.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from typing import Any
 import numpy as np
 
 from steth.edge.event_writers import make_private_dir
+from steth.edge.events import make_verdict
+from steth.edge.findings import RecordTally, rule_of_verdict_event
 from steth.host.session_files import (
     CSV_COLUMNS,
     CYCLES_CSV,
@@ -40,6 +47,16 @@ RESTART_TOLERANCE_S = 1.0  # an index this far behind means the device restarted
 Writer = Callable[[int, bytes], int]
 
 
+def in_take(cycle: Mapping[str, Any], first_index: int | None) -> bool:
+    """Whether a cycle event belongs to a take whose audio starts at ``first_index``.
+
+    Device sample indices, not clocks, decide (a remote recorder's clock may differ): a
+    cycle that began before the take's first sample was heard before recording started, or
+    at the previous site.
+    """
+    return first_index is not None and int(cycle["start"]) >= first_index
+
+
 @dataclass
 class Take:
     """One continuous recording at one site (a folder of the session)."""
@@ -56,7 +73,8 @@ class Take:
     gaps: list[dict[str, Any]] = field(default_factory=list)
     marks: list[dict[str, Any]] = field(default_factory=list)
     cycles: int = 0
-    verdict: dict[str, Any] | None = None
+    tally: RecordTally = field(default_factory=RecordTally)
+    simulated: bool = False
     state: str = "recording"
     _audio_fd: int | None = None
     _audio_dirty: bool = False
@@ -134,11 +152,27 @@ class Take:
         self.cycles_jsonl.append(json.dumps(event, separators=(",", ":")) + "\n")
         self.cycles_csv.append(csv_row(event, self.first_index))
         self.cycles += 1
+        if in_take(event, self.first_index):
+            self.tally.add_event(event)
+        self.simulated = self.simulated or bool(event.get("simulated"))
 
     def add_event(self, event: Mapping[str, Any]) -> None:
-        self.events.append(json.dumps(event, separators=(",", ":")) + "\n")
+        """Store an event; the edge's verdict is replaced by this take's own (same rule)."""
         if event.get("type") == "verdict":
-            self.verdict = dict(event)
+            self.tally.rule = rule_of_verdict_event(event) or self.tally.rule
+            event = self._verdict_event(event.get("t"))
+        self.events.append(json.dumps(event, separators=(",", ":")) + "\n")
+
+    @property
+    def verdict(self) -> dict[str, Any] | None:
+        """This take's verdict event, None before any of its cycles counted."""
+        return self._verdict_event() if self.tally.findings else None
+
+    def _verdict_event(self, t: float | None = None) -> dict[str, Any]:
+        verdict = self.tally.verdict()
+        return make_verdict(verdict=verdict.label, cycles=verdict.n_cycles,
+                            good_cycles=verdict.n_good_cycles, counts=self.tally.counts,
+                            rule=self.tally.rule.to_dict(), simulated=self.simulated, t=t)
 
     def sync(self) -> None:
         if self._audio_fd is not None and self._audio_dirty:
@@ -155,6 +189,11 @@ class Take:
         for log in (self.cycles_csv, self.cycles_jsonl, self.events):
             log.close()
 
+    def _summary_verdict(self) -> dict[str, Any] | None:
+        verdict = self.verdict
+        return None if verdict is None else {
+            k: verdict[k] for k in ("verdict", "cycles", "good_cycles", "counts", "rule")}
+
     def summary(self) -> dict[str, Any]:
         return {
             "folder": self.folder.name, "site": self.site, "number": self.number,
@@ -163,6 +202,5 @@ class Take:
             "first_index": self.first_index, "samples": self.samples,
             "duration_s": (self.samples / self.sample_rate) if self.sample_rate else 0.0,
             "gaps": self.gaps, "marks": self.marks, "cycles": self.cycles,
-            "verdict": None if self.verdict is None else {
-                k: self.verdict[k] for k in ("verdict", "cycles", "good_cycles", "counts")},
+            "verdict": self._summary_verdict(),
         }
