@@ -35,7 +35,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from steth.edge.findings import STALE_AFTER_S
+from steth.edge.findings import STALE_AFTER_S, RecordTally
 
 _Result = TypeVar("_Result")  # what a key's action returns, and its describer takes
 
@@ -47,7 +47,21 @@ NO_SIGNAL_AFTER_S = STALE_AFTER_S - 0.5
 FINDING_STYLES = {"Normal": "green", "Crackle": "bold yellow", "Wheeze": "bold magenta",
                   "Both": "bold red"}
 SPARK = " ▁▂▃▄▅▆▇█"
-KEYS_HELP = "q quit  r rec start/stop  m mark  n next site"
+KEYS_HELP = "q quit  r rec start/stop  m mark  n next site  ? help"
+# Status codes the edge sends (edge.runner, edge.pipeline) that change what is shown.
+NEW_SITE, SAMPLE_RATE = "new_site", "sample_rate"
+SOURCE_ERROR, SOURCE, PROTOCOL_VERSION = "source_error", "source", "protocol_version"
+HELP_LINES = (
+    "Help (press ? again to close)",
+    "poor        unusable audio (clipping, no contact, noise): no finding is shown",
+    "            and the cycle is left out of the verdict (mostly poor: Poor Quality)",
+    "unfamiliar  (ok ≠train) signal unlike the model's training data (another device,",
+    "            room or body): findings kept and counted, but less reliable",
+    "settling    the front end is still adapting (start, gap, new site): no finding",
+    "breaths/min 60 / median length of the good cycles among the last 6 (3 needed)",
+    "OLD         no new audio: the last finding is not current",
+    "n           next site: the table, counts and verdict start over for that site",
+)
 
 
 @dataclass
@@ -97,6 +111,11 @@ class DashboardState:
     level: dict[str, Any] | None = None
     verdict: dict[str, Any] | None = None
     cycles: deque[dict[str, Any]] = field(default_factory=deque)
+    tally: RecordTally = field(default_factory=RecordTally)  # this site's cycles
+    show_help: bool = False
+    fatal: str | None = None  # an error the stream ended with; stays until a new hello
+    source_problem: str | None = None  # the source's retry message, until signal returns
+    rate_warning: str | None = None  # the sample rate is off, until the edge says it is back
     simulated: bool = False
     edge_stale: bool = False
     ended: bool = False
@@ -130,6 +149,7 @@ class DashboardState:
 
     def _on_hello(self, event: Mapping[str, Any]) -> None:
         self.hello = dict(event)
+        self.fatal = self.source_problem = None
         self.simulated = self.simulated or bool(event.get("simulated"))
 
     def _on_link(self, event: Mapping[str, Any]) -> None:
@@ -150,6 +170,7 @@ class DashboardState:
         self.cycles.appendleft(dict(event))
         while len(self.cycles) > self.max_cycles:
             self.cycles.pop()
+        self.tally.add_event(event)
         self._signal()
 
     def _on_verdict(self, event: Mapping[str, Any]) -> None:
@@ -165,13 +186,31 @@ class DashboardState:
         self.marks += 1
 
     def _on_status(self, event: Mapping[str, Any]) -> None:
+        code, message = event.get("code"), str(event.get("message"))
+        if code == NEW_SITE:
+            self._new_site()
+        elif code == SOURCE_ERROR:
+            self.source_problem = message
+        elif code == SOURCE:
+            self.source_problem = None
+        elif code == SAMPLE_RATE:
+            self.rate_warning = message if event.get("level") != "info" else None
+        if event.get("level") == "error" or code == PROTOCOL_VERSION:
+            self.fatal = message
         if event.get("level") in ("warning", "error"):
             self.warning = str(event.get("message"))
             self.warning_at = self.clock()
         else:
             self.notice = str(event.get("message"))
 
+    def _new_site(self) -> None:
+        """The edge started the record over: this screen shows the new site's cycles only."""
+        self.cycles.clear()
+        self.verdict = None
+        self.tally.reset()
+
     def _signal(self) -> None:
+        self.source_problem = None
         self.last_signal_at = self.clock()
         self.edge_stale = False
         self.ended = False
@@ -190,9 +229,12 @@ class DashboardState:
                 or (silent is not None and silent >= self.no_signal_after_s))
 
     def current_warning(self) -> str | None:
-        """The recorder's warning, else an edge warning younger than ``warning_hold_s``."""
+        """The recorder's warning, the error the stream ended with, else an edge warning
+        younger than ``warning_hold_s``."""
         if self.recording.warning:
             return self.recording.warning
+        if self.fatal:
+            return self.fatal
         if self.warning and self.warning_at is not None and \
                 self.clock() - self.warning_at < self.warning_hold_s:
             return self.warning
@@ -209,15 +251,10 @@ class DashboardState:
                    + self.clock() - self.last_event_at)
 
     def counts(self) -> dict[str, int]:
+        """The edge's counts for this site, else the edge tally of the cycles seen here."""
         if self.verdict is not None:
             return dict(self.verdict["counts"])
-        counts = {"Normal": 0, "Crackle": 0, "Wheeze": 0, "Both": 0, "poor": 0}
-        for cycle in self.cycles:
-            if cycle["quality"].get("settling"):
-                continue  # no finding while the front end settles
-            poor = cycle["quality"]["status"] == "poor"
-            counts["poor" if poor else cycle["finding"]] += 1
-        return counts
+        return dict(self.tally.counts)
 
     def unfamiliar(self) -> bool:
         """The newest cycle's signal guard says the signal is unlike the training data."""
@@ -227,6 +264,11 @@ class DashboardState:
 # ----------------------------------------------------------------------------- drawing
 
 UNFAMILIAR_NOTICE = "signal unlike the training data — findings less reliable"
+
+
+def shown_finding(cycle: Mapping[str, Any]) -> str:
+    """What a cycle's finding reads as: "poor" for a poor cycle, which has none."""
+    return "poor" if cycle["quality"]["status"] == "poor" else str(cycle["finding"])
 
 
 def _fmt_clock(unix_s: float) -> str:
@@ -288,7 +330,9 @@ def header(state: DashboardState) -> Group:
         age = max(0.0, (state.last_event_t or 0) - state.cycles[0]["t"]) + (
             state.clock() - (state.last_event_at or state.clock()))
         second += Text(f"Last finding is OLD ({age:.0f} s ago): "
-                       f"{state.cycles[0]['finding']} – not current", style="bold yellow")
+                       f"{shown_finding(state.cycles[0])} – not current", style="bold yellow")
+    elif state.rate_warning:
+        second += Text(f"⚠ {state.rate_warning}", style="bold red")
     elif state.unfamiliar():
         second += Text(UNFAMILIAR_NOTICE, style="bold yellow")
     elif state.notice:
@@ -299,7 +343,9 @@ def header(state: DashboardState) -> Group:
 def link_panel(state: DashboardState) -> Panel:
     hello, link = state.hello, state.link
     lines = []
-    if hello:
+    if state.source_problem:
+        lines.append(Text(state.source_problem, style="bold red"))
+    elif hello:
         device = hello["device"]
         lines.append(Text(f"{hello['transport']}  {device['id']}"))
     else:
@@ -309,7 +355,8 @@ def link_panel(state: DashboardState) -> Panel:
         firmware = hello["device"]["firmware"] if hello else "?"
         nominal = "--" if link["nominal_rate_hz"] is None else f"{link['nominal_rate_hz']:.0f}"
         lines.append(Text(f"fw {firmware}  {nominal} Hz (measured "
-                          f"{'--' if measured is None else f'{measured:.1f}'})"))
+                          f"{'--' if measured is None else f'{measured:.1f}'})",
+                          style="bold red" if state.rate_warning else ""))
         crc_style = "bold red" if link["crc_errors"] else ""
         lines.append(Text(f"frames/s {link['frames_per_s']:.0f}  ") + Text(
             f"CRC errors {link['crc_errors']}", style=crc_style) + Text(f"  gaps {link['gaps']}"))
@@ -367,18 +414,28 @@ def cycles_table(state: DashboardState, rows: int) -> Table:
                                 else "yellow")
         else:
             quality_text = Text(f"poor {quality.get('reason') or ''}".strip(), style="bold red")
+        poor = quality["status"] == "poor"
         finding = Text("settling", style="dim cyan") if settling else Text(
-            cycle["finding"], style="dim italic" if quality["status"] == "poor"
+            shown_finding(cycle), style="bold red" if poor
             else FINDING_STYLES.get(cycle["finding"], ""))
+        # A poor cycle has no finding, so nothing that reads as one either.
+        crackle, wheeze = ((Text("--", style="dim"), Text("--", style="dim")) if poor else
+                           (likelihood_cell(cycle["p_crackle"], calibrated),
+                            likelihood_cell(cycle["p_wheeze"], calibrated)))
         table.add_row(
             _fmt_clock(cycle["wall_start"]), f"{cycle['duration_s']:.1f}",
-            finding,
-            likelihood_cell(cycle["p_crackle"], calibrated),
-            likelihood_cell(cycle["p_wheeze"], calibrated),
-            cycle.get("subtype") or "", quality_text, style="dim" if old else None)
+            finding, crackle, wheeze,
+            "" if poor else cycle.get("subtype") or "", quality_text,
+            style="dim" if old else None)
     if not state.cycles:
         table.add_row("", "", Text("no cycles yet", style="dim"), "", "", "", "")
     return table
+
+
+def help_screen() -> Group:
+    """What the words on the screen mean (the ? key)."""
+    return _lines(*(Text(line, style="bold" if n == 0 else "") for n, line in
+                    enumerate(HELP_LINES)))
 
 
 def summary(state: DashboardState) -> Group:
@@ -423,7 +480,8 @@ def render(state: DashboardState, width: int = 80, height: int = 24) -> Layout:
     layout.split_column(
         Layout(header(state), name="header", size=2),
         Layout(name="top", size=6),
-        Layout(cycles_table(state, table_rows), name="cycles", ratio=1),
+        Layout(help_screen() if state.show_help else cycles_table(state, table_rows),
+               name="cycles", ratio=1),
         Layout(summary(state), name="summary", size=3),
         Layout(footer(), name="footer", size=2),
     )
@@ -457,7 +515,7 @@ def plain_line(state: DashboardState, event: Mapping[str, Any]) -> str | None:
                 f" fw={event['device']['firmware']} model={model['name']} {model['version']}"
                 f" calibrated={str(model['calibrated']).lower()}")
     if kind == "cycle":
-        return (f"{stamp} {tag}cycle {event['id']} finding={event['finding']}"
+        return (f"{stamp} {tag}cycle {event['id']} finding={shown_finding(event)}"
                 f" p_crackle={event['p_crackle']:.2f} p_wheeze={event['p_wheeze']:.2f}"
                 f" dur={event['duration_s']:.1f}s quality={event['quality']['status']}"
                 f" subtype={event.get('subtype') or '-'}")
@@ -551,6 +609,8 @@ class Dashboard:
             self._call(actions.mark, "marks", lambda text: f"mark set {text or ''}".strip())
         elif key == "n":
             self._call(actions.next_site, "sites", lambda site: f"next site: {site}")
+        elif key in ("?", "h"):
+            self.state.show_help = not self.state.show_help
 
     def _on_toggled(self, recording: bool) -> str:
         self.state.recording.recording = bool(recording)
