@@ -683,6 +683,17 @@ class Dashboard:
                 self._poll_status(actions)
                 live.update(render(self.state, self.console.width, self.console.height),
                             refresh=True)
+        self._leave_the_error_on_screen(events)
+
+    def _leave_the_error_on_screen(self, events: queue.Queue[dict[str, Any] | None]) -> None:
+        """After the full screen closes, print the error the stream ended with.
+
+        The edge stops as soon as it meets a fatal error (another protocol major), so the
+        event may still be queued, and its stderr line went under the full screen.
+        """
+        self._drain(events, 0.0)
+        if self.state.fatal:
+            self.console.print(Text(f"edge-run: {self.state.fatal}", style="bold red"))
 
     def _run_plain(self, events: queue.Queue[dict[str, Any] | None], stop: threading.Event,
                    actions: DashboardActions) -> None:

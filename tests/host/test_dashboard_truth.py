@@ -133,3 +133,28 @@ def test_question_mark_opens_and_closes_the_help_screen():
     assert dash.state.show_help
     dash.handle_key("?", DashboardActions(), threading.Event())
     assert not dash.state.show_help
+
+
+def test_a_protocol_error_queued_as_the_edge_stops_is_left_on_the_terminal():
+    import io
+    import queue
+    import re
+    import threading
+
+    from rich.console import Console
+
+    from steth.host.dashboard import Dashboard
+
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=80, height=24)
+    events: queue.Queue = queue.Queue()
+    events.put(hello())
+    events.put(ev.make_status(level="error", code="protocol_version",
+                              message="device speaks wire protocol 2.0, this software "
+                                      "speaks 1.x: update the edge software"))
+    stop = threading.Event()
+    stop.set()  # the edge stopped at once: the dashboard closes before drawing the event
+    Dashboard(console=console, keys=io.StringIO()).run(events, stop)
+    drawn = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue())
+    # printed after the last screen, so it stays on the terminal once the dashboard is gone
+    assert drawn.rfind("edge-run: device speaks wire protocol 2.0") > drawn.rfind("? help")
