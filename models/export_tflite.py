@@ -70,17 +70,21 @@ def onnx_paths(exports: Path, name: str) -> tuple[Path, Path, Path]:
             exports / f"{name}.int8.tflite")
 
 
-def calibration_windows(config_path: Path, data_root: Path) -> np.ndarray:
+def calibration_windows(config_path: Path, data_root: Path, seed: int | None = None
+                        ) -> np.ndarray:
     """The ONNX int8 exporter's calibration windows, centred as the edge feeds them.
 
     Same recipe and seed as :func:`models.export.export_run`: 400 random training windows
     of the patient-disjoint training split (never validation or test). Returned
     ``(n, 1, frames, mels)`` float32, each window minus its mean (what
-    :meth:`edge.infer.CycleModel.predict_windows` sends to the backend).
+    :meth:`edge.infer.CycleModel.predict_windows` sends to the backend). ``seed`` is the
+    exported seed when it differs from the config's (``steth-export --seed``).
     """
     from steth.models.train import TrainConfig, load_data, training_window
 
     cfg = TrainConfig.from_toml(config_path)
+    if seed is not None:
+        cfg.seed = seed
     train_set, _ = load_data(cfg, data_root)
     rng = np.random.default_rng(cfg.seed)
     picks = rng.choice(len(train_set.samples), size=min(CALIBRATION_WINDOWS,
@@ -98,8 +102,8 @@ def check_config_matches(config_path: Path, onnx_manifest: dict[str, Any]) -> No
     as_dict = json.loads(json.dumps(cfg, default=lambda o: o.__dict__))
     exported = onnx_manifest.get("training", {}).get("config") or {}
     # Fields added to TrainConfig after the export are not in the manifest: compare the
-    # ones it recorded.
-    if any(as_dict.get(key) != value for key, value in exported.items()):
+    # ones it recorded. The seed is chosen at export time (steth-export --seed).
+    if any(as_dict.get(key) != value for key, value in exported.items() if key != "seed"):
         raise ExportError(f"{config_path} differs from the recipe in the ONNX int8 manifest; "
                           "pass the config it was exported with or re-run steth-export")
 
@@ -167,7 +171,8 @@ def export(config_path: Path, data_root: Path, exports: Path, toolchain: str) ->
     except ManifestError as exc:
         raise ExportError(f"{exc} (run steth-export first)") from exc
     check_config_matches(config_path, onnx_manifest)
-    calibration = calibration_windows(config_path, data_root)
+    exported_seed = onnx_manifest.get("training", {}).get("config", {}).get("seed")
+    calibration = calibration_windows(config_path, data_root, exported_seed)
     print(f"calibration: {calibration.shape[0]} training windows {calibration.shape[1:]}")
     info = run_converter(toolchain, fp32, calibration, tflite)
     write_tflite_manifest(tflite, int8, info)
