@@ -129,8 +129,8 @@ def test_committed_model_hears_the_simulated_crackles_and_calls_clean_breaths_no
     from steth.edge.features import FeatureConfig, frame_range, pcm16_to_float, recording_features
     from steth.edge.infer import CycleModel
 
-    config = FeatureConfig()
-    model = CycleModel(default_model_path(), expected_feature_hash=config.hash())
+    model = CycleModel(default_model_path(), expected_feature_hash=FeatureConfig().hash())
+    config = model.manifest.feature_config  # with the model's channel normalisation
     audio, events = synthesize(90.0, PatientConfig(crackle_fraction=0.5, seed=11))
     frames = recording_features(pcm16_to_float(audio), FS, config)
     crackly = {e.cycle for e in events_of(events, "crackle")}
