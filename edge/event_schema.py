@@ -259,7 +259,8 @@ MESSAGE_FIELDS: dict[str, dict[str, Field]] = {
         "p_wheeze": Field(PROBABILITY),
         "subtype": Field(text(), nullable=True),
         "quality": Field(obj(QUALITY_FIELDS)),
-        "latency_ms": Field(number(0.0)),
+        # Null where there is no live latency (a saved recording classified again).
+        "latency_ms": Field(number(0.0), nullable=True),
         "breath_rate_bpm": Field(number(0.0), nullable=True),
     },
     "verdict": {

@@ -100,7 +100,7 @@ def make_level(*, index: int, dbfs: float, envelope: Sequence[float], phase: str
 def make_cycle(*, cycle_id: int, start: int, end: int, rate_hz: float, wall_start: float,
                finding: str, p_crackle: float, p_wheeze: float, quality: str = "ok",
                quality_reason: str | None = None, subtype: str | None = None,
-               latency_ms: float = 0.0, breath_rate_bpm: float | None = None,
+               latency_ms: float | None = 0.0, breath_rate_bpm: float | None = None,
                settling: bool = False, unfamiliar: bool | None = None,
                signal_distance: float | None = None,
                simulated: bool = False, t: float | None = None) -> dict[str, Any]:
@@ -111,7 +111,9 @@ def make_cycle(*, cycle_id: int, start: int, end: int, rate_hz: float, wall_star
     ``signal_distance`` its distance from the training data.
 
     ``wall_start`` is the wall-clock time (Unix seconds) of sample ``start``, so a reader
-    can place the cycle on a clock without knowing the stream's history.
+    can place the cycle on a clock without knowing the stream's history. ``latency_ms``
+    (cycle closed to event emitted) is None where it does not apply: a saved recording
+    classified again.
     """
     event = _base("cycle", t, simulated)
     event.update({
@@ -124,7 +126,7 @@ def make_cycle(*, cycle_id: int, start: int, end: int, rate_hz: float, wall_star
                     "unfamiliar": unfamiliar,
                     "signal_distance": None if signal_distance is None
                     else round(float(signal_distance), 2)},
-        "latency_ms": round(float(latency_ms), 1),
+        "latency_ms": None if latency_ms is None else round(float(latency_ms), 1),
         "breath_rate_bpm": None if breath_rate_bpm is None else round(breath_rate_bpm, 1),
     })
     return event

@@ -107,7 +107,8 @@ class InferenceWorker:
     """Runs the model on closed cycles off the I/O thread and emits cycle + verdict events."""
 
     def __init__(self, model: CycleModel, emit: Emit, simulated: bool, max_pending: int = 32,
-                 on_cycle: Callable[[dict], None] | None = None, block: bool = False) -> None:
+                 on_cycle: Callable[[dict], None] | None = None, block: bool = False,
+                 measure_latency: bool = True) -> None:
         self.model = model
         self.emit = emit
         self.simulated = simulated
@@ -120,6 +121,8 @@ class InferenceWorker:
         self.dropped = 0
         self.block = block  # offline replay waits for the model instead of dropping
         self.on_cycle = on_cycle
+        # A re-run of a saved file has no cycle-closed-to-shown latency: it is null there.
+        self.measure_latency = measure_latency
         self.latencies_ms: deque[float] = deque(maxlen=1000)
         self.thread = threading.Thread(target=self._run, name="inference", daemon=True)
         self.thread.start()
@@ -167,8 +170,10 @@ class InferenceWorker:
         cycle = assess_cycle(crackle=crackle, wheeze=wheeze, model_poor=pred.poor_quality(th),
                              clipped_fraction=job.clipped_fraction, dbfs=job.dbfs)
         subtype = pred.event_class(th)
-        latency_ms = (time.monotonic() - job.closed_monotonic) * 1000.0
-        self.latencies_ms.append(latency_ms)
+        latency_ms: float | None = None
+        if self.measure_latency:
+            latency_ms = (time.monotonic() - job.closed_monotonic) * 1000.0
+            self.latencies_ms.append(latency_ms)
         if not job.settling:
             self.breaths.add(job.duration_s, good=not (cycle.poor or job.forced))
             self.breath_rate_bpm = self.breaths.bpm()
@@ -209,7 +214,11 @@ class Pipeline:
     rate_speed : float
         How much faster than real time the source delivers (a replay at ``--speed 10``);
         the measured sample rate is checked against nominal × this, not at all when it is
-        infinite (``--speed max``).
+        infinite (``--speed max``), and a cycle's ``wall_start`` is the time its first sample
+        was delivered at that pace.
+    offline : bool
+        A whole file is pushed as fast as the model allows: the model never drops a cycle
+        and no latency is measured (``latency_ms`` is null).
     """
 
     def __init__(self, model: CycleModel, emit: Emit, *, simulated: bool, transport: str,
@@ -224,7 +233,8 @@ class Pipeline:
         self.transport = transport
         self.detector_config = detector or DetectorConfig()
         self.clock = clock
-        self.worker = InferenceWorker(model, emit, simulated, block=offline)
+        self.worker = InferenceWorker(model, emit, simulated, block=offline,
+                                      measure_latency=not offline)
         capacity = int(self.detector_config.max_cycle_s * self.features.frames_per_second * 2)
         self.ring = FrameRing(capacity, self.features.n_mels)
         self.extractor: FeatureExtractor | None = None
@@ -239,6 +249,7 @@ class Pipeline:
         self.segment_start = 0  # device sample index of the current segment's first sample
         self.next_index: int | None = None
         self.anchor: tuple[int, float] | None = None  # (sample index, wall time)
+        self.first_audio_wall: float | None = None  # no cycle starts before the stream did
         self.cycle_id = 0
         self.stale = False
         self.last_audio_monotonic: float | None = None
@@ -321,6 +332,8 @@ class Pipeline:
         self.next_index = chunk.end_index
         self.last_index = chunk.end_index
         self.anchor = (chunk.end_index, self.clock())
+        if self.first_audio_wall is None:
+            self.first_audio_wall = self.anchor[1] - chunk.samples.size / self.delivery_rate()
         self.last_audio_monotonic = now
         if self.stale:
             self.stale = False
@@ -357,6 +370,12 @@ class Pipeline:
         hop_device = self.features.hop * self.rate / self.features.sample_rate
         return self.segment_start + round(frame_edge * hop_device)
 
+    def delivery_rate(self) -> float:
+        """Samples per wall-clock second as the source delivers them (a replay's pace)."""
+        # At ``--speed max`` (infinite) every sample counts as delivered with its block.
+        speed = self.rate_speed if self.rate_speed > 0 else 1.0
+        return max(1, self.rate) * speed
+
     def breath_rate_bpm(self) -> float | None:
         """The breath rate of recent good-quality cycles (:class:`edge.findings.BreathRate`)."""
         return self.worker.breath_rate_bpm
@@ -367,8 +386,9 @@ class Pipeline:
             return
         frames, clipped, power = self.ring.take(cycle.first, cycle.last)
         start, end = self.frame_to_sample(cycle.first + 1), self.frame_to_sample(cycle.last + 1)
-        assert self.anchor is not None
-        wall_start = self.anchor[1] - (self.anchor[0] - start) / self.rate
+        assert self.anchor is not None and self.first_audio_wall is not None
+        wall_start = max(self.first_audio_wall,
+                         self.anchor[1] - (self.anchor[0] - start) / self.delivery_rate())
         self.cycle_id += 1
         samples = max(1, end - start)
         assert self.extractor is not None
@@ -455,13 +475,23 @@ class Pipeline:
         self.worker.close(timeout)
 
 
+SampleClock = Callable[[int], float]  # sample index -> Unix seconds at which it was taken
+
+
+def real_time_from(origin: float, sample_rate: int) -> SampleClock:
+    """The clock of a recording that started at ``origin`` and ran at real time."""
+    return lambda index: origin + index / sample_rate
+
+
 def stream_events(samples: np.ndarray, sample_rate: int,
-                  model: CycleModel | str | Path | None = None) -> list[dict]:
+                  model: CycleModel | str | Path | None = None, *,
+                  clock: SampleClock | None = None) -> list[dict]:
     """Every event the streaming pipeline emits for a whole recording.
 
     The audio is pushed block by block through :class:`Pipeline` in offline mode (the
     model never drops a cycle), exactly as a live device stream would be: same filter,
-    cycle detector, model, quality checks and record rule.
+    cycle detector, model, quality checks and record rule. Unlike a live stream, the cycle
+    still open at the end of the file is closed and classified (:meth:`Pipeline.finish`).
 
     Parameters
     ----------
@@ -472,12 +502,16 @@ def stream_events(samples: np.ndarray, sample_rate: int,
     model : CycleModel or path, optional
         The model, or a model file with its manifest; the embedded default model
         (``edge-run``'s) when omitted.
+    clock : callable, optional
+        The recording's clock: Unix seconds of a sample index, which sets each cycle's
+        ``wall_start``. By default the file starts now and runs at real time.
 
     Returns
     -------
     list of dict
         Events in the order they were emitted (hello, level, cycle, verdict, ...), sample
-        indices counted from sample 0 of ``samples``.
+        indices counted from sample 0 of ``samples``; ``latency_ms`` is null (a re-run has
+        no live latency).
 
     Raises
     ------
@@ -485,6 +519,14 @@ def stream_events(samples: np.ndarray, sample_rate: int,
         If the model cannot be loaded.
     ValueError
         If ``samples`` is not one-dimensional or the rate is not positive.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> events = stream_events(np.zeros(8000, dtype=np.int16), 8000,
+    ...                        clock=lambda index: 1.8e9 + index / 8000)
+    >>> events[0]["type"]
+    'hello'
     """
     pcm = np.asarray(samples)
     if pcm.ndim != 1 or sample_rate <= 0:
@@ -492,14 +534,22 @@ def stream_events(samples: np.ndarray, sample_rate: int,
     pcm = pcm.astype(np.int16, copy=False)
     if not isinstance(model, CycleModel):
         model = load_model(model)
+    sample_clock = clock or real_time_from(time.time(), sample_rate)
     chunk = 256  # samples per block, as a device stream delivers them
+    delivered = 0  # end index of the block being pushed: what the pipeline's clock reads
+
+    def wall_now() -> float:
+        return sample_clock(delivered)
+
     events: list[dict] = []
-    pipe = Pipeline(model, events.append, simulated=False, transport="file", offline=True)
+    pipe = Pipeline(model, events.append, simulated=False, transport="file", offline=True,
+                    clock=wall_now)
     pipe.handle(DeviceInfo(device_id=0, fw_major=0, fw_minor=0, fw_patch=0, sensor_type=0,
                            sample_rate_hz=int(sample_rate), bit_depth=16, gain=1, codec=0,
                            link=0, frame_samples=chunk), 0.0)
     for start in range(0, pcm.size, chunk):
         block = pcm[start:start + chunk]
+        delivered = start + block.size
         pipe.handle(AudioChunk(start, block, int(sample_rate)), start / sample_rate)
     pipe.finish(pcm.size / sample_rate)
     pipe.close(timeout=None)
@@ -507,6 +557,8 @@ def stream_events(samples: np.ndarray, sample_rate: int,
 
 
 def classify_recording(samples: np.ndarray, sample_rate: int,
-                       model: CycleModel | str | Path | None = None) -> list[dict]:
+                       model: CycleModel | str | Path | None = None, *,
+                       clock: SampleClock | None = None) -> list[dict]:
     """The ``cycle`` events of :func:`stream_events`: re-classifies a saved recording."""
-    return [e for e in stream_events(samples, sample_rate, model) if e["type"] == "cycle"]
+    return [e for e in stream_events(samples, sample_rate, model, clock=clock)
+            if e["type"] == "cycle"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +25,18 @@ from steth.host.session_files import (
     csv_row,
     read_take_audio,
     take_folders,
+    write_json_atomic,
 )
 from steth.host.take import in_take
 
 REPORT_FILE = "report.png"
 RECLASSIFIED_CSV = "cycles.reclassified.csv"
 RECLASSIFIED_JSONL = "cycles.reclassified.jsonl"
+RECLASSIFIED_SUMMARY = "reclassified.json"
 
-# (int16 samples, sample rate) -> cycle events with start/end relative to sample 0.
-# The lead's edge.pipeline provides one; reclassify() accepts any callable of this shape.
-Classifier = Callable[[np.ndarray, int], Iterable[Mapping[str, Any]]]
+# (int16 samples, sample rate, the recording's clock of a sample index) -> cycle events
+# with start/end relative to sample 0; edge.pipeline.classify_recording is one.
+Classifier = Callable[[np.ndarray, int, Callable[[int], float]], Iterable[Mapping[str, Any]]]
 
 
 def load_session(session_dir: str | Path) -> dict[str, Any]:
@@ -183,26 +186,129 @@ def report_take(session_dir: Path, take: Mapping[str, Any], meta: Mapping[str, A
     return folder / REPORT_FILE
 
 
-def reclassify(session_dir: str | Path, classify: Classifier) -> dict[str, dict[str, int]]:
+@dataclass(frozen=True)
+class Rerun:
+    """How one take's re-classification compares with what the live run stored."""
+
+    folder: str
+    site: str
+    live: int  # live cycles that began inside the take
+    rerun: int
+    same: int  # cycles with the same boundaries in both
+    changed: int  # of those, how many got another finding
+    tail: int  # re-run cycles closed at the end of the audio
+    other_new: int  # other re-run cycles the live run did not store
+    only_live: int  # live cycles the re-run did not find again
+    verdict_live: str
+    verdict_rerun: str
+
+    def explanation(self) -> str | None:
+        """Why the counts differ, in words; None when they do not."""
+        if self.live == self.rerun and self.same == self.live:
+            return None
+        parts = []
+        if self.tail:
+            parts.append(f"{self.tail} closed at the end of the audio (a live stream never "
+                         "closes the breath still open when it stops)")
+        if self.other_new:
+            parts.append(f"{self.other_new} not stored live (the live model was busy and "
+                         "dropped it, or the live detector had started before this take)")
+        if self.only_live:
+            parts.append(f"{self.only_live} live cycles not found again (the re-run starts "
+                         "the detector at the take's first sample)")
+        return f"{self.folder}: counts differ: " + "; ".join(parts)
+
+
+def take_clock(take: Mapping[str, Any], live: Sequence[Mapping[str, Any]], rate: int
+               ) -> Callable[[int], float]:
+    """The recording's clock: Unix seconds of a sample index counted from the take's start.
+
+    Fitted to the ``wall_start`` of the cycles stored live (a replay at ``--speed 10`` ran
+    ten times faster than its audio); from the take's start time at real time when fewer
+    than two live cycles are there to fit.
+    """
+    first = int(take.get("first_index") or 0)
+    points = sorted({(int(c["start"]) - first, float(c["wall_start"])) for c in live})
+    if len({index for index, _ in points}) >= 2:
+        index, wall = np.array(points, dtype=np.float64).T
+        slope, offset = (float(v) for v in np.polyfit(index, wall, 1))
+        return lambda index: float(offset + slope * index)
+    if points:
+        index0, wall0 = points[0]
+        return lambda index: wall0 + (index - index0) / rate
+    started = float(take.get("started_unix") or 0.0)
+    return lambda index: started + index / rate
+
+
+def compare_runs(take: Mapping[str, Any], folder: str, live: Sequence[Mapping[str, Any]],
+                 rerun: Sequence[Mapping[str, Any]], audio_end: int, rate: int) -> Rerun:
+    """Pair live and re-run cycles by their boundaries and name what is left over."""
+    spans = {(int(c["start"]), int(c["end"])): c for c in live}
+    same = [(c, spans[(int(c["start"]), int(c["end"]))]) for c in rerun
+            if (int(c["start"]), int(c["end"])) in spans]
+    new = [c for c in rerun if (int(c["start"]), int(c["end"])) not in spans]
+    # The detector closes the open cycle at the last whole frame, a few ms before the end.
+    tail = [c for c in new if int(c["end"]) >= audio_end - rate // 10]
+    rule = take_rule(take)
+    return Rerun(
+        folder=folder, site=str(take.get("site", "?")), live=len(live), rerun=len(rerun),
+        same=len(same), changed=sum(1 for a, b in same if a["finding"] != b["finding"]),
+        tail=len(tail), other_new=len(new) - len(tail), only_live=len(live) - len(same),
+        verdict_live=_verdict_text(live, rule), verdict_rerun=_verdict_text(rerun, rule))
+
+
+def _verdict_text(cycles: Iterable[Mapping[str, Any]], rule: VerdictRule | None) -> str:
+    tally = RecordTally(rule)
+    for cycle in cycles:
+        tally.add_event(cycle)
+    return tally.verdict().label if tally.findings else "--"
+
+
+def format_reruns(reruns: Sequence[Rerun]) -> str:
+    """The table ``steth-session reclassify`` prints, with a line for each count difference."""
+    header = ("take", "site", "live", "re-run", "same", "changed", "verdict live -> re-run")
+    rows = [(r.folder, r.site, str(r.live), str(r.rerun), str(r.same), str(r.changed),
+             f"{r.verdict_live} -> {r.verdict_rerun}") for r in reruns]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
+    lines = ["  ".join([*(cell.ljust(w) if i < 2 else cell.rjust(w)
+                          for i, (cell, w) in enumerate(zip(row[:-1], widths, strict=True))),
+                        row[-1]]) for row in [header, *rows]]
+    lines += [text for text in (r.explanation() for r in reruns) if text]
+    lines.append("live = cycles stored while recording; same = same boundaries; changed = of "
+                 "those, another finding. Written to cycles.reclassified.csv/.jsonl; the "
+                 "originals are untouched.")
+    return "\n".join(lines)
+
+
+def reclassify(session_dir: str | Path, classify: Classifier,
+               model: Mapping[str, Any] | None = None) -> list[Rerun]:
     """Re-run classification on every take's audio with ``classify``.
 
     Writes ``cycles.reclassified.csv`` and ``.jsonl`` next to the originals (which stay
-    untouched) and returns the new finding counts per take. Cycle indices from the
-    classifier are relative to the take's first sample and are shifted to device indices.
+    untouched), and ``reclassified.json`` (the model used, when, and the comparison with
+    the live run). Cycle indices from the classifier are relative to the take's first
+    sample and are shifted to device indices; ``wall_start`` follows the recording's clock
+    (:func:`take_clock`), and ``latency_ms`` is null because nothing was live.
     """
     session_dir = Path(session_dir)
     meta = load_session(session_dir)
     takes = {t["folder"]: t for t in meta.get("takes", [])}
-    results = {}
+    results = []
     for folder in take_folders(session_dir):
-        first = int(takes.get(folder.name, {}).get("first_index") or 0)
+        take = takes.get(folder.name, {"folder": folder.name})
+        first = int(take.get("first_index") or 0)
         audio, rate = read_audio(folder)
+        live = own_cycles(take, load_cycles(folder))
         cycles = []
-        for cycle in classify(audio, rate):
+        for cycle in classify(audio, rate, take_clock(take, live, rate)):
             shifted = dict(cycle, start=cycle["start"] + first, end=cycle["end"] + first)
             cycles.append(check(shifted))
         _write_cycles(folder, cycles, first)
-        results[folder.name] = finding_counts(cycles)
+        rerun = compare_runs(take, folder.name, live, cycles, first + audio.size, rate)
+        write_json_atomic(folder / RECLASSIFIED_SUMMARY, {
+            "reclassified_unix": time.time(), "model": dict(model or {}),
+            "comparison": asdict(rerun), "explanation": rerun.explanation()})
+        results.append(rerun)
     return results
 
 

@@ -13,12 +13,15 @@ import os
 import shutil
 import sys
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+import numpy as np
 
 from steth.host.recovery import recover_session
 from steth.host.review import (
     Classifier,
+    format_reruns,
     format_session,
     load_session,
     reclassify,
@@ -29,7 +32,7 @@ from steth.host.session_files import RAW_AUDIO, SESSION_FILE, RecorderError, tak
 ROOT_ENV = "STETH_RECORDINGS"
 EXPORTED_FILES = ("audio.flac", "audio.wav", "cycles.csv", "cycles.jsonl", "events.jsonl",
                   "take.json", "report.png", "cycles.reclassified.csv",
-                  "cycles.reclassified.jsonl")
+                  "cycles.reclassified.jsonl", "reclassified.json")
 
 
 class SessionError(RuntimeError):
@@ -106,11 +109,13 @@ def delete_session(session_dir: Path) -> None:
         raise SessionError(f"could not delete {session_dir} completely")
 
 
-def load_pipeline_classifier(model_path: Path | None = None) -> Classifier:
-    """The streaming pipeline's classifier with the model loaded once.
+def load_pipeline_classifier(model_path: Path | None = None
+                             ) -> tuple[Classifier, dict[str, object]]:
+    """The streaming pipeline's classifier with the model loaded once, and the model's name.
 
     Uses ``steth.edge.pipeline.classify_recording`` (cycle events with start/end relative to
-    sample 0); ``model_path`` defaults to the model ``edge-run`` embeds.
+    sample 0); ``model_path`` defaults to the model ``edge-run`` embeds. The second value
+    (name, version, SHA-256, detector) is stored with the re-classified cycles.
     """
     try:
         pipeline = importlib.import_module("steth.edge.pipeline")
@@ -123,7 +128,16 @@ def load_pipeline_classifier(model_path: Path | None = None) -> Classifier:
         model = load_model(model_path)
     except (ModelError, DetectorWeightsError) as exc:
         raise SessionError(f"{exc} (choose another --model)") from None
-    return lambda samples, rate: pipeline.classify_recording(samples, rate, model)
+    manifest = model.manifest
+    identity: dict[str, object] = {
+        "name": manifest.name, "version": manifest.version, "hash": manifest.weights_sha256,
+        "path": str(model_path) if model_path else "embedded"}
+
+    def classify(samples: np.ndarray, rate: int, clock: Callable[[int], float]
+                 ) -> list[dict]:
+        return pipeline.classify_recording(samples, rate, model, clock=clock)
+
+    return classify, identity
 
 
 def _confirm(question: str) -> bool:
@@ -190,8 +204,9 @@ def run(args: argparse.Namespace, classifier: Classifier | None = None) -> str:
                  if take.get("samples")]
         return "\n".join(str(p) for p in paths) or "no take with audio to report on"
     if args.command == "reclassify":
-        counts = reclassify(session, classifier or load_pipeline_classifier(args.model))
-        return "\n".join(f"{take}: {counts[take]}" for take in counts)
+        chosen, identity = ((classifier, {"name": "custom"}) if classifier
+                            else load_pipeline_classifier(args.model))
+        return format_reruns(reclassify(session, chosen, identity))
     if args.command == "export":
         return f"exported {export_session(session, args.output, args.force)}"
     if args.command == "delete":
