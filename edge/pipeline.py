@@ -254,6 +254,7 @@ class Pipeline:
         self.stale = False
         self.last_audio_monotonic: float | None = None
         self.last_level = self.last_link = 0.0
+        self.link_mark: tuple[float, int] | None = None  # (time, frames) at the last link event
         self.chunk_power: deque[float] = deque(maxlen=32)  # mean square of recent chunks
         self.last_index: int | None = None
         self.rate_speed = rate_speed
@@ -278,6 +279,10 @@ class Pipeline:
         self.battery_pct = float(status.battery_pct) if known else None
 
     def _on_device_info(self, info: DeviceInfo) -> None:
+        # A device announces itself at boot and again in answer to GET_INFO: one hello per
+        # device, and another only when what it says changes (a reset into another rate).
+        if info == self.device:
+            return
         changed = self.device is None or info.sample_rate_hz != self.rate
         self.device = info
         manifest = self.model.manifest
@@ -417,12 +422,16 @@ class Pipeline:
             self.last_level = now
             self.emit(self._level_event())
         if stats is not None and now - self.last_link >= LINK_EVERY_S:
-            elapsed = max(1e-6, now - stats.started_monotonic)
+            # Frames in the interval just ended: a link that went quiet reads 0 at once,
+            # where an average since the start would decay for minutes.
+            since, frames_before = self.link_mark or (stats.started_monotonic, 0)
+            frames_per_s = (stats.frames - frames_before) / max(1e-6, now - since)
+            self.link_mark = (now, stats.frames)
             self.last_link = now
             info = stats.device_info or self.device
             nominal = float(info.sample_rate_hz) if info is not None else 0.0
             self.emit(ev.make_link(
-                bytes_=stats.bytes, frames=stats.frames, frames_per_s=stats.frames / elapsed,
+                bytes_=stats.bytes, frames=stats.frames, frames_per_s=frames_per_s,
                 crc_errors=stats.crc_errors, gaps=stats.gaps, resyncs=stats.resyncs,
                 nominal_rate_hz=nominal, measured_rate_hz=stats.measured_rate_hz,
                 battery_pct=self.battery_pct, skipped_bytes=stats.skipped_bytes,

@@ -16,7 +16,7 @@ import os
 import queue
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from steth.edge import events as ev
@@ -90,6 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def recorder_warning_sink(write: Callable[[dict[str, Any]], None]
+                          ) -> Callable[[str, str | None], None]:
+    """Turn the recorder's warnings into ``status`` events (with their code) on ``write``."""
+    def warn(message: str, code: str | None) -> None:
+        write(ev.make_status(level="warning", message=message, code=code))
+
+    return warn
+
+
 def attach_recorder(args: argparse.Namespace, session: EdgeSession) -> Recorder | None:
     """The recorder, when asked for, as one more sink that also receives the raw audio."""
     manifest = session.model.manifest
@@ -97,8 +106,7 @@ def attach_recorder(args: argparse.Namespace, session: EdgeSession) -> Recorder 
                 "model_sha256": manifest.weights_sha256, "mains_hz": args.mains}
     recorder = open_recorder(
         args, settings=settings, emit=session.sinks.write,
-        on_warning=lambda text: session.sinks.write(
-            ev.make_status(level="warning", message=text)))
+        on_warning=recorder_warning_sink(session.sinks.write))
     if recorder is None:
         return None
     session.sinks.add(RecorderWriter(recorder))

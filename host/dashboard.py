@@ -47,7 +47,9 @@ NO_SIGNAL_AFTER_S = STALE_AFTER_S - 0.5
 FINDING_STYLES = {"Normal": "green", "Crackle": "bold yellow", "Wheeze": "bold magenta",
                   "Both": "bold red"}
 SPARK = " ▁▂▃▄▅▆▇█"
-KEYS_HELP = "q quit  r rec start/stop  m mark  n next site  ? help"
+# Each key is advertised only when its callback is there (r and m need a recorder).
+KEY_LABELS = (("quit", "q quit"), ("toggle_recording", "r rec start/stop"),
+              ("mark", "m mark"), ("next_site", "n next site"))
 # Status codes the edge sends (edge.runner, edge.pipeline) that change what is shown.
 NEW_SITE, SAMPLE_RATE = "new_site", "sample_rate"
 SOURCE_ERROR, SOURCE, PROTOCOL_VERSION = "source_error", "source", "protocol_version"
@@ -99,6 +101,13 @@ class DashboardActions:
     recording_status: Callable[[], RecordingStatus] | None = None
 
 
+def keys_help(actions: DashboardActions) -> str:
+    """The footer's key list: q and ? always, r, m and n only when they do something."""
+    keys = [label for name, label in KEY_LABELS
+            if name == "quit" or getattr(actions, name) is not None]
+    return "  ".join([*keys, "? help"])
+
+
 @dataclass
 class DashboardState:
     """Everything the screen shows, fed event by event; time comes from ``clock``."""
@@ -126,6 +135,7 @@ class DashboardState:
     warning_at: float | None = None
     warning_hold_s: float = 30.0
     recording: RecordingStatus = field(default_factory=RecordingStatus)
+    keys_help: str = "q quit  ? help"  # set from the actions the dashboard runs with
     started_at: float | None = None
     last_signal_at: float | None = None
     last_event_at: float | None = None
@@ -428,7 +438,8 @@ def cycles_table(state: DashboardState, rows: int) -> Table:
             "" if poor else cycle.get("subtype") or "", quality_text,
             style="dim" if old else None)
     if not state.cycles:
-        table.add_row("", "", Text("no cycles yet", style="dim"), "", "", "", "")
+        # A caption spans the table: in the 7-wide finding column the words were cut.
+        table.caption, table.caption_style = "no cycles yet", "dim"
     return table
 
 
@@ -459,10 +470,10 @@ def summary(state: DashboardState) -> Group:
     return _lines(line1, line2, line3)
 
 
-def footer() -> Group:
+def footer(state: DashboardState) -> Group:
     head, _, tail = INTENDED_USE.partition("; ")
     first = Text(f"{head};", style="italic")
-    second = Text(tail, style="italic") + Text("   " + KEYS_HELP, style="dim")
+    second = Text(tail, style="italic") + Text("   " + state.keys_help, style="dim")
     return _lines(first, second)
 
 
@@ -483,7 +494,7 @@ def render(state: DashboardState, width: int = 80, height: int = 24) -> Layout:
         Layout(help_screen() if state.show_help else cycles_table(state, table_rows),
                name="cycles", ratio=1),
         Layout(summary(state), name="summary", size=3),
-        Layout(footer(), name="footer", size=2),
+        Layout(footer(state), name="footer", size=2),
     )
     left = min(44, width // 2 + 4)
     layout["top"].split_row(Layout(link_panel(state), size=left),
@@ -669,6 +680,7 @@ class Dashboard:
             Key callbacks and recorder status.
         """
         actions = actions or DashboardActions()
+        self.state.keys_help = keys_help(actions)
         if not self.console.is_terminal:
             self._run_plain(events, stop, actions)
             return

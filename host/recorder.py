@@ -52,6 +52,13 @@ SPRSOUND_SITES: tuple[str, ...] = ("p1", "p2", "p3", "p4")
 ICBHI_SITES: tuple[str, ...] = ("Tc", "Al", "Ar", "Pl", "Pr", "Ll", "Lr")
 SITE_PRESETS: dict[str, tuple[str, ...]] = {"sprsound": SPRSOUND_SITES, "icbhi": ICBHI_SITES}
 DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+# Codes of the warnings the recorder raises (docs/events.md, status events).
+DISK_FULL, RECORDING_ERROR, REPORT_ERROR = "disk_full", "recording_error", "report_error"
+
+
+def write_error_code(exc: OSError) -> str:
+    """``disk_full`` for a full disk or quota, ``recording_error`` for any other failure."""
+    return DISK_FULL if exc.errno in DISK_FULL_ERRNOS else RECORDING_ERROR
 # A pseudonym becomes part of folder and zip names, so it must never be a name: one token of
 # letters, digits, - and _ (a space is the surest sign of "First Last").
 DEFAULT_PSEUDONYM_PATTERN = r"[A-Za-z0-9_-]{1,40}"
@@ -131,8 +138,9 @@ class Recorder:
     fsync_s : float
         Longest time written data may stay un-fsynced.
     on_warning : callable, optional
-        Called with a one-line message when recording stops by itself (disk full); the CLI
-        can forward it as a ``status`` event.
+        Called with a one-line message and its code (``disk_full``, ``recording_error``,
+        ``report_error``) when recording stops by itself or a take cannot be finished; the
+        CLI forwards it as a ``status`` event.
     emit : callable, optional
         Receives a ``mark`` event when the operator presses m, so the mark reaches the
         event stream; the recorder does not store that event a second time.
@@ -147,7 +155,7 @@ class Recorder:
                  sites: str | Sequence[str] = "sprsound",
                  settings: Mapping[str, Any] | None = None, recording: bool = True,
                  audio_format: str = "flac", fsync_s: float = 0.5,
-                 on_warning: Callable[[str], None] | None = None,
+                 on_warning: Callable[[str, str | None], None] | None = None,
                  emit: Callable[[dict[str, Any]], None] | None = None,
                  make_reports: bool = False,
                  write: Writer = os.write, clock: Callable[[], float] = time.monotonic,
@@ -252,7 +260,7 @@ class Recorder:
                 take.close_files()
             except OSError as exc:
                 self._warn(f"recording stopped: {exc.strerror}; data kept, run "
-                           f"steth-session recover {self.session_dir}")
+                           f"steth-session recover {self.session_dir}", write_error_code(exc))
             self._takes[take.number - 1] = take.summary()
             self._save_quietly()
         if state == "closed":
@@ -264,20 +272,21 @@ class Recorder:
 
     def _finish(self, take: Take) -> None:
         """Convert a closed take's audio and write take.json."""
-        problem = None
+        problem, code = None, None
         try:
             finalize_take(take.folder, self.audio_format)
             write_json_atomic(take.folder / TAKE_FILE, take.summary())
         except Exception as exc:  # any failure leaves the part files for `recover`
             take.state = "needs-recover"
+            code = write_error_code(exc) if isinstance(exc, OSError) else RECORDING_ERROR
             problem = (f"could not finish {take.folder.name}: "
                        f"{getattr(exc, 'strerror', None) or exc}; run steth-session recover "
                        f"{self.session_dir}")
         if problem is None and self.make_reports and take.samples:
-            problem = self._report(take)
+            problem, code = self._report(take), REPORT_ERROR
         with self._lock:
             if problem:
-                self._warn(problem)
+                self._warn(problem, code)
             self._takes[take.number - 1] = take.summary()
             self._save_quietly()
 
@@ -429,14 +438,14 @@ class Recorder:
                 take.close_files()
             self._takes[take.number - 1] = take.summary()
         self._warn(f"{reason}: recording stopped, data kept; free space, then "
-                   f"steth-session recover {self.session_dir}")
+                   f"steth-session recover {self.session_dir}", write_error_code(exc))
         self._save_quietly()
 
-    def _warn(self, message: str) -> None:
+    def _warn(self, message: str, code: str | None) -> None:
         self.warning = message
-        self.meta["warnings"].append({"unix": self._wall(), "message": message})
+        self.meta["warnings"].append({"unix": self._wall(), "message": message, "code": code})
         if self._on_warning is not None:
-            self._on_warning(message)
+            self._on_warning(message, code)
 
     def _save(self) -> None:
         if self._take is not None:

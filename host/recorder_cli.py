@@ -41,7 +41,7 @@ def add_recorder_arguments(parser: argparse.ArgumentParser) -> None:
 
 def open_recorder(args: argparse.Namespace, settings: Mapping[str, Any] | None = None,
                   emit: Callable[[dict[str, Any]], None] | None = None,
-                  on_warning: Callable[[str], None] | None = None) -> Recorder | None:
+                  on_warning: Callable[[str, str | None], None] | None = None) -> Recorder | None:
     """The recorder chosen by :func:`add_recorder_arguments` (None without ``--record``)."""
     if getattr(args, "record", None) is None:
         return None

@@ -171,7 +171,7 @@ class FillingDisk:
 def test_full_disk_stops_recording_with_warning_and_keeps_data(tmp_path):
     warnings: list[str] = []
     recorder = Recorder(tmp_path, sites="p1", write=FillingDisk(5001),
-                        on_warning=warnings.append)
+                        on_warning=lambda message, _code: warnings.append(message))
     for start in range(0, 8000, CHUNK):
         recorder.on_audio(start, known_signal(start, CHUNK), RATE)
     assert not recorder.recording
@@ -249,7 +249,8 @@ def test_failed_conversion_warns_and_recover_finishes_it(tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     warnings: list[str] = []
-    recorder = Recorder(tmp_path, sites="p1", on_warning=warnings.append)
+    recorder = Recorder(tmp_path, sites="p1",
+                        on_warning=lambda message, _code: warnings.append(message))
     recorder.on_audio(0, known_signal(0, 1600), RATE)
     monkeypatch.setattr(recorder_module, "finalize_take", broken)
     recorder.close()
