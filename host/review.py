@@ -173,7 +173,7 @@ def format_session(session_dir: Path) -> str:
 
 def report_take(session_dir: Path, take: Mapping[str, Any], meta: Mapping[str, Any]) -> Path:
     """Write ``report.png`` into a take folder."""
-    from steth.host.report import make_report
+    from steth.host.report import make_report, report_title
 
     folder = session_dir / take["folder"]
     audio, rate = read_audio(folder)
@@ -181,8 +181,8 @@ def report_take(session_dir: Path, take: Mapping[str, Any], meta: Mapping[str, A
     sites = [f"{site}: {text}" for site, text in site_verdicts(session_dir, meta)]
     make_report(audio, rate, cycles, take_summary_lines(meta, take, cycles),
                 folder / REPORT_FILE, first_index=int(take.get("first_index") or 0),
-                title=f"{meta.get('session_id')}  site {take.get('site')}",
-                simulated=bool(meta.get("simulated")), site_lines=sites)
+                title=report_title(meta, take), simulated=bool(meta.get("simulated")),
+                site_lines=sites, calibrated=(meta.get("model") or {}).get("calibrated"))
     return folder / REPORT_FILE
 
 
