@@ -7,11 +7,12 @@ checks each event against :mod:`edge.event_schema` before writing it when asked 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -32,24 +33,50 @@ class EventWriter(Protocol):
 
 
 class StreamWriter:
-    """Write events as JSON lines to a text stream (stdout by default), flushing each line."""
+    """Write events as JSON lines to a text stream (stdout by default), flushing each line.
 
-    def __init__(self, stream: IO[str] | None = None, validate_events: bool = False) -> None:
+    When the reader closes the stream (``edge-run | head -1``) the writer stops writing and
+    calls ``on_closed`` once; the caller decides whether the run goes on.
+    """
+
+    def __init__(self, stream: IO[str] | None = None, validate_events: bool = False,
+                 on_closed: Callable[[], None] | None = None) -> None:
         self._stream = stream if stream is not None else sys.stdout
         self._validate = validate_events
         self._lock = threading.Lock()
+        self.on_closed = on_closed
+        self.closed_by_reader = False
 
     def write(self, event: Mapping[str, Any]) -> None:
         if self._validate:
             check(dict(event))
         line = dumps(event) + "\n"
         with self._lock:
-            self._stream.write(line)
-            self._stream.flush()
+            if self.closed_by_reader:
+                return
+            try:
+                self._stream.write(line)
+                self._stream.flush()
+                return
+            except BrokenPipeError:
+                self._reader_left()
+        if self.on_closed is not None:
+            self.on_closed()  # outside the lock: it may write a notice to the other sinks
+
+    def _reader_left(self) -> None:
+        self.closed_by_reader = True
+        with contextlib.suppress(OSError, ValueError):
+            # The interpreter flushes stdout at exit; with nobody reading, that flush would
+            # print a BrokenPipeError of its own, so the descriptor now points at /dev/null.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
 
     def close(self) -> None:
         with self._lock:
-            self._stream.flush()
+            if not self.closed_by_reader:
+                with contextlib.suppress(BrokenPipeError):
+                    self._stream.flush()
 
 
 class FileWriter:

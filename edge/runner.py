@@ -32,7 +32,7 @@ from steth.edge.segment import DetectorWeightsError
 from steth.edge.transport import SourceError, Transport, add_source_arguments, open_transport
 from steth.edge.transports.base import print_to_stderr
 
-EXIT_USAGE, EXIT_MODEL, EXIT_PROTOCOL, EXIT_SOURCE = 2, 3, 4, 5
+EXIT_USAGE, EXIT_MODEL, EXIT_PROTOCOL, EXIT_SOURCE, EXIT_OUTPUT = 2, 3, 4, 5, 6
 READ_TIMEOUT_S = 0.05
 PROTOCOL_VERSION_CODE = "protocol_version"  # status code: the device speaks another major
 SOURCE_ERROR_CODE = "source_error"  # status code: the source is failing and being retried
@@ -177,6 +177,24 @@ class EdgeSession:
     pipeline: Pipeline
     stop: threading.Event = field(default_factory=threading.Event)
     on_audio: Callable[[AudioChunk], None] | None = None
+    output_lost: bool = False  # stdout closed with no other output open: the run stopped
+
+    def watch_stdout(self, writer: StreamWriter) -> None:
+        """Decide what a reader closing stdout means: stop when it was the only output."""
+        def closed() -> None:
+            others = [w for w in self.sinks.writers if w is not writer]
+            if others:
+                names = ", ".join(sink_name(w) for w in others)
+                print(f"edge-run: stdout was closed by its reader; events go on to the "
+                      f"{names}", file=sys.stderr)
+                return
+            print("edge-run: stdout was closed by its reader and nothing else receives the "
+                  "events; stopping (add --events-file or --record to keep running)",
+                  file=sys.stderr)
+            self.output_lost = True
+            self.stop.set()
+
+        writer.on_closed = closed
 
     def run(self) -> int:
         """Stream until stopped; 0, or :data:`EXIT_PROTOCOL` for another protocol major."""
@@ -200,7 +218,7 @@ class EdgeSession:
             return EXIT_PROTOCOL
         except KeyboardInterrupt:
             pass
-        return 0
+        return EXIT_OUTPUT if self.output_lost else 0
 
     def close(self) -> None:
         self.stop.set()
@@ -256,13 +274,23 @@ def open_session(args: argparse.Namespace, writers: list[EventWriter],
     return EdgeSession(args, model, transport, sinks, pipeline)
 
 
+def sink_name(writer: EventWriter) -> str:
+    """How a one-line notice names an output."""
+    if isinstance(writer, FileWriter):
+        return "events file"
+    return {"RecorderWriter": "recorder", "TcpEventServer": "event server",
+            "QueueWriter": "dashboard"}.get(type(writer).__name__, type(writer).__name__)
+
+
 def run(args: argparse.Namespace, prog: str = "python -m steth.edge.runner") -> int:
     """The headless edge: JSON-lines events on stdout until stopped."""
+    stdout = StreamWriter(sys.stdout)
     try:
-        session = open_session(args, [StreamWriter(sys.stdout)], prog=prog)
+        session = open_session(args, [stdout], prog=prog)
     except StartupError as exc:
         print(exc, file=sys.stderr)
         return exc.code
+    session.watch_stdout(stdout)
     try:
         return session.run()
     finally:

@@ -195,13 +195,15 @@ def run(args: argparse.Namespace) -> int:
         print(problem, file=sys.stderr)
         return EXIT_USAGE
     dashboard = None if args.no_dashboard else QueueWriter()
-    writers: list[EventWriter] = [dashboard if dashboard is not None
-                                     else StreamWriter(sys.stdout)]
+    stdout = StreamWriter(sys.stdout)
+    writers: list[EventWriter] = [dashboard if dashboard is not None else stdout]
     try:
         session = open_session(args, writers)
     except StartupError as exc:
         print(exc, file=sys.stderr)
         return exc.code
+    if dashboard is None:
+        session.watch_stdout(stdout)
     for warning in server_warnings(session):
         session.sinks.write(ev.make_status(level="warning", message=warning, code="insecure",
                                            simulated=session.pipeline.simulated))

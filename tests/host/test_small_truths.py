@@ -7,6 +7,7 @@ import errno
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -121,3 +122,34 @@ def test_disk_full_warning_carries_the_disk_full_code(tmp_path):
     recorder.close()
     assert events and events[0]["code"] == "disk_full", events
     assert events[0]["message"].startswith("disk full: recording stopped, data kept")
+
+
+def test_a_reader_that_closes_stdout_stops_edge_run_with_one_line(tmp_path):
+    edge_run = str(Path(sys.executable).with_name("edge-run"))
+    reader = subprocess.Popen([edge_run, "--simulate", "--no-dashboard", "--speed", "max"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert reader.stdout is not None and reader.stderr is not None
+    first = reader.stdout.readline()  # what `| head -1` does before it closes the pipe
+    reader.stdout.close()
+    _, err = reader.communicate(timeout=60)
+    assert json.loads(first)["type"] == "hello"
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+    lines = [line for line in err.splitlines() if "stdout" in line]
+    assert len(lines) == 1 and "closed" in lines[0], err
+    assert reader.returncode == 6, (reader.returncode, err)
+
+
+def test_with_another_output_open_a_closed_stdout_does_not_stop_recording(tmp_path):
+    edge_run = str(Path(sys.executable).with_name("edge-run"))
+    events = tmp_path / "events.jsonl"
+    reader = subprocess.Popen([edge_run, "--simulate", "--no-dashboard", "--speed", "10",
+                               "--duration", "4", "--events-file", str(events)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert reader.stdout is not None
+    reader.stdout.readline()
+    reader.stdout.close()
+    _, err = reader.communicate(timeout=60)
+    assert reader.returncode == 0 and "Traceback" not in err, err
+    assert "stdout" in err and "events file" in err, err
+    kinds = [json.loads(line)["type"] for line in events.read_text().splitlines()]
+    assert "cycle" in kinds  # the run went on after stdout closed
