@@ -27,7 +27,7 @@ from steth.edge.event_server import ServerError, TokenError, add_server_argument
 from steth.edge.event_writers import EventWriter, FileWriter, MultiWriter, StreamWriter
 from steth.edge.infer import CycleModel, ModelError
 from steth.edge.loading import load_model
-from steth.edge.pipeline import Pipeline
+from steth.edge.pipeline import FAST_BLOCK_S, Pipeline
 from steth.edge.segment import DetectorWeightsError
 from steth.edge.transport import SourceError, Transport, add_source_arguments, open_transport
 from steth.edge.transports.base import print_to_stderr
@@ -269,7 +269,8 @@ def open_session(args: argparse.Namespace, writers: list[EventWriter],
     # Replays and the simulation are paced by --speed; a device by its own clock.
     paced = bool(getattr(args, "replay", None) or getattr(args, "simulate", False))
     pipeline = Pipeline(model, sinks.write, simulated=simulated, transport=transport.name,
-                        mains_hz=args.mains, rate_speed=args.speed if paced else 1.0)
+                        mains_hz=args.mains, rate_speed=args.speed if paced else 1.0,
+                        block_s=FAST_BLOCK_S)
     messages.attach(sinks.write, simulated)
     return EdgeSession(args, model, transport, sinks, pipeline)
 

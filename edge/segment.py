@@ -234,13 +234,17 @@ class BoundaryPicker:
         self.period_frames = self.config.default_period_s * self.fps
 
     def push(self, scores: np.ndarray) -> list[Cycle]:
-        closed: list[Cycle] = []
-        for score in scores:
-            self.scores.append(float(score))
+        return [cycle for cycle, _ in self.push_decided(scores)]
+
+    def push_decided(self, scores: np.ndarray) -> list[tuple[Cycle, int]]:
+        """Closed cycles, each with how many of ``scores`` had been read when it closed."""
+        closed: list[tuple[Cycle, int]] = []
+        for n, score in enumerate(scores.tolist(), start=1):
+            self.scores.append(score)
             self.next_frame += 1
             cycle = self._step()
             if cycle is not None:
-                closed.append(cycle)
+                closed.append((cycle, n))
         return closed
 
     def _step(self) -> Cycle | None:
@@ -344,6 +348,12 @@ class BreathCycleDetector:
 
     def push(self, frames: np.ndarray) -> list[Cycle]:
         """Consume new frames ``(n, n_mels)``; return the cycles they close."""
+        return [cycle for cycle, _ in self.push_decided(frames)]
+
+    def push_decided(self, frames: np.ndarray) -> list[tuple[Cycle, int]]:
+        """:meth:`push`, each cycle with how many of ``frames`` had been read when it
+        closed, so a caller pushing a long block can read other streaming state (the signal
+        guard) as it was at that frame, as a frame-by-frame push would have."""
         if frames.shape[0] == 0:
             return []
         # Envelope for the level display (the detector itself reads the scores).
@@ -354,7 +364,7 @@ class BreathCycleDetector:
         # The first `lookahead` scores refer to frames before the stream start.
         skip = max(0, self.net.lookahead - self.frames_pushed)
         self.frames_pushed += frames.shape[0]
-        return self.picker.push(scores[skip:])
+        return [(cycle, skip + n) for cycle, n in self.picker.push_decided(scores[skip:])]
 
     def finish(self) -> list[Cycle]:
         """The stream has ended: the open cycle ends at the last frame (``forced``).

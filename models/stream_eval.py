@@ -35,8 +35,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from steth.edge.assets import default_model_path
 from steth.edge.features import FeatureConfig, float_to_pcm16
 from steth.edge.infer import CycleModel, ModelError
@@ -78,39 +76,10 @@ def stream_recording(model: CycleModel, rec: Recording,
         The recording, replayed at its native rate.
     detector : DetectorConfig, optional
         Another breath-cycle detector (e.g. a cross-validation fold's weights); the
-        embedded one, exactly as :func:`edge.pipeline.stream_events` runs, when omitted.
+        embedded one when omitted (:func:`edge.pipeline.stream_events`).
     """
     audio, rate = load_audio(rec.audio_path)
-    pcm = float_to_pcm16(audio)
-    if detector is None:
-        return stream_events(pcm, rate, model)
-    return stream_events_with_detector(pcm, rate, model, detector)
-
-
-def stream_events_with_detector(pcm: np.ndarray, rate: int, model: CycleModel,
-                                detector: DetectorConfig) -> list[dict]:
-    """:func:`edge.pipeline.stream_events` with a chosen detector.
-
-    stream_events builds its :class:`edge.pipeline.Pipeline` with the embedded detector and
-    takes no other, so its block loop is repeated here with the one difference; a test
-    checks that both give the same events for the embedded detector.
-    """
-    from steth.edge.decode import AudioChunk
-    from steth.edge.pipeline import Pipeline
-    from steth.edge.protocol import DeviceInfo
-
-    chunk = 256  # samples per block, as stream_events (and a device stream) delivers them
-    events: list[dict] = []
-    pipe = Pipeline(model, events.append, simulated=False, transport="file", offline=True,
-                    detector=detector)
-    pipe.handle(DeviceInfo(device_id=0, fw_major=0, fw_minor=0, fw_patch=0, sensor_type=0,
-                           sample_rate_hz=int(rate), bit_depth=16, gain=1, codec=0,
-                           link=0, frame_samples=chunk), 0.0)
-    for start in range(0, pcm.size, chunk):
-        pipe.handle(AudioChunk(start, pcm[start:start + chunk], int(rate)), start / rate)
-    pipe.finish(pcm.size / rate)
-    pipe.close(timeout=None)
-    return events
+    return stream_events(float_to_pcm16(audio), rate, model, detector=detector)
 
 
 def event_label(cycle: dict) -> str:

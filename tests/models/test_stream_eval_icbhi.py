@@ -154,7 +154,6 @@ def test_two_real_icbhi_recordings_replay_through_the_pipeline(shared_data, tmp_
     from steth.edge.infer import CycleModel
     from steth.edge.pipeline import stream_events
     from steth.edge.segment import DetectorConfig
-    from steth.models.stream_eval import stream_events_with_detector
 
     recs = load_icbhi(shared_data, "train")[:2]
     note_loaded("icbhi", len(recs))
@@ -170,14 +169,14 @@ def test_two_real_icbhi_recordings_replay_through_the_pipeline(shared_data, tmp_
     first = report["per_recording"][0]
     assert first["classifier"]["sha256"] == model.manifest.weights_sha256
     assert first["classifier"]["in_sample"] and first["detector"]["in_sample"]
-    # The detector-choosing replay is stream_events itself for the embedded detector.
+    # A chosen detector config with the embedded weights replays as the default does.
     audio, rate = load_audio(recs[0].audio_path)
     from steth.edge.features import float_to_pcm16
 
     pcm = float_to_pcm16(audio)
     keys = ("start", "end", "finding", "p_crackle", "p_wheeze")
-    ours = [[c[k] for k in keys] for c in stream_events_with_detector(
-        pcm, rate, model, DetectorConfig()) if c["type"] == "cycle"]
+    ours = [[c[k] for k in keys] for c in stream_events(
+        pcm, rate, model, detector=DetectorConfig()) if c["type"] == "cycle"]
     theirs = [[c[k] for k in keys] for c in stream_events(pcm, rate, model)
               if c["type"] == "cycle"]
     assert ours == theirs and ours
