@@ -360,7 +360,8 @@ class Pipeline:
         block = chunks[0] if len(chunks) == 1 else AudioChunk(
             chunks[0].start_index, np.concatenate([c.samples for c in chunks]),
             chunks[0].sample_rate, clipped=any(c.clipped for c in chunks))
-        self._process_audio(block, self.pending_since if now is None else now)
+        arrived = self.pending_since if self.pending_since is not None else 0.0
+        self._process_audio(block, arrived if now is None else now)
         self.pending_since = None
 
     def _note_arrival(self, chunk: AudioChunk, now: float) -> None:
