@@ -32,7 +32,7 @@ from steth.edge.guard import GuardModel
 from steth.edge.infer import CycleModel, ModelError
 from steth.models.benchmark import Collected, device_rows, print_device_table, score_icbhi
 from steth.models.datasets import DataError, default_data_root, load_icbhi, load_sprsound
-from steth.models.folds import ALL_ICBHI, Fold, build_folds
+from steth.models.folds import ALL_ICBHI, Fold, build_folds, fold_name
 from steth.models.guard_fit import firing, fit_guard
 from steth.models.train import TrainConfig, run_dir, training_recordings
 
@@ -152,11 +152,16 @@ def summary(cfg: TrainConfig, folds: list[Fold], n_boot: int, data_root: Path) -
     device_reports = [r for r in reports if r["held_out"] != ALL_ICBHI]
     pooled = pooled_row(device_reports, n_boot)
     scores = [row["score"] for r in device_reports for row in r["rows"]]
+    sprsound_only = [row["score"] for r in reports if r["held_out"] == ALL_ICBHI
+                     for row in r["rows"]]
     guard = [{"fold": r["fold"], **{k: v for k, v in r["guard"].items() if k != "fit"},
               **r["guard"]["fit"]} for r in reports]
     return {"recipe": cfg.name, "version": cfg.version, "seed": cfg.seed,
             "epochs": cfg.epochs, "folds": table, "pooled": pooled, "guard": guard,
             "mean_device_score": sum(scores) / len(scores) if scores else None,
+            # The SPRSound-only model on each device: what the other ICBHI devices add.
+            "sprsound_only_mean_device_score": (sum(sprsound_only) / len(sprsound_only)
+                                                if sprsound_only else None),
             "missing_folds": missing,
             "protocol": "train on SPRSound train + ICBHI patients who never used the held-out "
                         "device; checkpoint, temperatures and thresholds from the fold's "
@@ -175,14 +180,19 @@ def print_summary(result: dict) -> None:
     console = Console(width=120)
     if result["mean_device_score"] is not None:
         console.print(f"mean over held-out devices {result['mean_device_score']:.3f}")
+    if result.get("sprsound_only_mean_device_score") is not None:
+        console.print(f"{fold_name(ALL_ICBHI)} fold (SPRSound only), mean over devices "
+                      f"{result['sprsound_only_mean_device_score']:.3f}", markup=False)
     for g in result["guard"]:
         flagged = {row["device"]: row for row in g["score_by_flag"]}
         scores = ", ".join(f"{name} {row['score']:.3f} ({row['cycles']} cycles)"
                            for name, row in sorted(flagged.items()))
+        # markup off: rich would read a fold name in brackets ("[all-icbhi]") as a style.
         console.print(f"guard [{g['fold']}]: fires on {g['held_out_fire_rate']:.0%} of "
                       f"{g['held_out_recordings']} held-out recordings, "
                       f"{g['sprsound_test_fire_rate']:.1%} of SPRSound test, "
-                      f"{g['validation_fire_rate']:.1%} of SPRSound validation; Score {scores}")
+                      f"{g['validation_fire_rate']:.1%} of SPRSound validation; Score {scores}",
+                      markup=False)
     if result["missing_folds"]:
         console.print(f"not run yet: {', '.join(result['missing_folds'])}")
 

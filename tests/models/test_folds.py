@@ -76,3 +76,23 @@ def test_the_benchmark_reports_every_icbhi_device_in_sample_when_asked(shared_da
         "icbhi"]["n"]
     assert rows["LittC2SE"]["patients"] == 5 and rows["Meditron"]["patients"] == 7
     assert report["meta"]["icbhi_split"] == "train" and report["meta"]["icbhi_in_sample"] is True
+
+
+def test_the_lodo_summary_names_the_sprsound_only_fold_in_its_guard_line(capsys):
+    from steth.models.folds import ALL_ICBHI, fold_name
+    from steth.models.lodo import print_summary
+
+    name = fold_name(ALL_ICBHI)
+
+    row = {"device": "Meditron", "patients": 7, "cycles": 288, "se": 0.3, "sp": 0.7,
+           "score": 0.5, "ci95": [0.4, 0.6], "all_normal_score": 0.5}
+    guard = {"fold": name, "held_out_fire_rate": 1.0, "held_out_recordings": 43,
+             "sprsound_test_fire_rate": 0.041, "validation_fire_rate": 0.048,
+             "score_by_flag": [{"device": "flagged", "score": 0.509, "cycles": 442}]}
+    print_summary({"recipe": "breathnet", "version": "0.3.0", "seed": 0, "epochs": 20,
+                   "folds": [{"fold": name, **row}], "pooled": None, "guard": [guard],
+                   "mean_device_score": None, "sprsound_only_mean_device_score": 0.5,
+                   "missing_folds": []})
+    out = capsys.readouterr().out
+    assert "guard [all-icbhi]: fires on 100% of 43" in out
+    assert "all-icbhi fold (SPRSound only), mean over devices 0.500" in out
