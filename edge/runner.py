@@ -13,6 +13,8 @@ get synthetic audio, and everything it produces is marked SIMULATED.
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 import threading
 import time
@@ -104,6 +106,37 @@ def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
                      help="with --simulate: the simulated device goes silent after this many "
                           "seconds while the edge keeps running (shows NO SIGNAL)")
     add_server_arguments(parser)
+
+
+def seconds_ok(value: float, upper: float = math.inf) -> bool:
+    """A finite number of seconds from 0 to ``upper``."""
+    return math.isfinite(value) and 0.0 <= value <= upper
+
+
+def number_problem(args: argparse.Namespace, prog: str) -> str | None:
+    """The first numeric runner option out of range, as one line saying what it takes.
+
+    Out of range these would otherwise run forever (a negative or NaN duration), quietly
+    change meaning (0 threads is every core, a negative --sim-duration is silent at once),
+    hang (tens of thousands of threads) or fail deep inside with a traceback (a port past
+    65535).
+    """
+    serve = getattr(args, "serve", None)
+    cores = os.cpu_count() or 1
+    rules = [
+        ("--duration", args.duration, seconds_ok(args.duration),
+         "0 (run until stopped) or a positive number of seconds"),
+        ("--sim-duration", args.sim_duration, seconds_ok(args.sim_duration),
+         "0 (never silent) or a positive number of seconds"),
+        ("--threads", args.threads, 1 <= args.threads <= cores,
+         f"1 to {cores} inference threads (the cores of this machine)"),
+        ("--baud", args.baud, args.baud > 0, "a positive line rate, e.g. 921600"),
+        ("--serve", serve, serve is None or 1 <= serve <= 65535, "a TCP port from 1 to 65535"),
+    ]
+    for option, value, ok, wanted in rules:
+        if not ok:
+            return f"{prog}: {option} must be {wanted}, not {value}"
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -285,6 +318,10 @@ def sink_name(writer: EventWriter) -> str:
 
 def run(args: argparse.Namespace, prog: str = "python -m steth.edge.runner") -> int:
     """The headless edge: JSON-lines events on stdout until stopped."""
+    problem = number_problem(args, prog)
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return EXIT_USAGE
     stdout = StreamWriter(sys.stdout)
     try:
         session = open_session(args, [stdout], prog=prog)

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
-import os
 import queue
 import sys
 import threading
@@ -34,7 +32,9 @@ from steth.edge.runner import (
     add_runner_arguments,
     open_session,
     run_cli,
+    seconds_ok,
 )
+from steth.edge.runner import number_problem as runner_number_problem
 from steth.host.dashboard import Dashboard, DashboardActions
 from steth.host.listen import NoOutputDeviceError, add_listen_arguments, open_listener
 from steth.host.recorder import Recorder
@@ -149,32 +149,16 @@ def start_dashboard(writer: QueueWriter, session: EdgeSession,
 MAX_LISTEN_DELAY_S = 10.0  # the playback buffer is sized from it
 
 
-def _seconds(value: float, upper: float = math.inf) -> bool:
-    return math.isfinite(value) and 0.0 <= value <= upper
-
-
 def number_problem(args: argparse.Namespace) -> str | None:
-    """The first numeric option out of range, as one line saying what it takes.
-
-    Out of range these would otherwise run forever (a negative or NaN duration), quietly
-    change meaning (0 threads is every core, a negative --sim-duration is silent at once),
-    hang (tens of thousands of threads) or fail deep inside with a traceback (a port past
-    65535, a NaN listening delay).
-    """
-    serve = getattr(args, "serve", None)
-    cores = os.cpu_count() or 1
+    """The first numeric option out of range, as one line saying what it takes: the
+    runner's options (:func:`steth.edge.runner.number_problem`), then listening."""
+    problem = runner_number_problem(args, "edge-run")
+    if problem is not None:
+        return problem
     rules = [
-        ("--duration", args.duration, _seconds(args.duration),
-         "0 (run until stopped) or a positive number of seconds"),
-        ("--sim-duration", args.sim_duration, _seconds(args.sim_duration),
-         "0 (never silent) or a positive number of seconds"),
-        ("--threads", args.threads, 1 <= args.threads <= cores,
-         f"1 to {cores} inference threads (the cores of this machine)"),
-        ("--baud", args.baud, args.baud > 0, "a positive line rate, e.g. 921600"),
         ("--volume", args.volume, 0.0 <= args.volume <= 1.0, "between 0 and 1"),
-        ("--listen-delay", args.listen_delay, _seconds(args.listen_delay, MAX_LISTEN_DELAY_S),
+        ("--listen-delay", args.listen_delay, seconds_ok(args.listen_delay, MAX_LISTEN_DELAY_S),
          f"between 0 and {MAX_LISTEN_DELAY_S:g} seconds"),
-        ("--serve", serve, serve is None or 1 <= serve <= 65535, "a TCP port from 1 to 65535"),
     ]
     for option, value, ok, wanted in rules:
         if not ok:

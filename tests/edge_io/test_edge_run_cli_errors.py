@@ -123,3 +123,19 @@ def test_record_folder_that_cannot_be_made_is_one_line_and_exit_2(tmp_path, kind
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.strip().splitlines() if "SIMULATED" not in line]
     assert len(lines) == 1 and str(where) in lines[0] and "--record" in lines[0], lines
+
+
+@pytest.mark.parametrize(("option", "value"), [
+    ("--duration", "-5"), ("--duration", "nan"), ("--sim-duration", "-1"),
+    ("--threads", "0"), ("--baud", "0"), ("--serve", "70000"),
+])
+def test_the_headless_runner_refuses_the_same_numbers(option, value):
+    bounded = [] if option == "--duration" else ["--duration", "2"]
+    result = subprocess.run(
+        [sys.executable, "-m", "steth.edge.runner", "--simulate", *bounded, option, value],
+        capture_output=True, text=True, timeout=8,
+        env={**os.environ, "STETH_TOKEN": "0123456789abcdef0123456789abcdef"})
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"{option} must be" in lines[0], lines
+    assert result.stdout == ""
