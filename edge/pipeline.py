@@ -50,6 +50,14 @@ class NewSite:
     """Marker in the inference queue: the cycles after it belong to another site."""
 
 
+def mean_square(samples: np.ndarray) -> float:
+    """Mean power of PCM16 samples at ±1 full scale (0 for none)."""
+    if not samples.size:
+        return 0.0
+    x = samples.astype(np.float64)
+    return float(np.dot(x, x)) / (samples.size * 32768.0 ** 2)
+
+
 class FrameRing:
     """Fixed-capacity store of the newest frames and their per-frame signal statistics."""
 
@@ -375,8 +383,7 @@ class Pipeline:
             self.stale = False
             self.emit(ev.make_stale(state="recovered", silent_s=0.0, last_index=chunk.start_index,
                                     simulated=self.simulated))
-        audio = pcm16_to_float(chunk.samples)
-        self.chunk_power.append(float(np.mean(audio ** 2)) if audio.size else 0.0)
+        self.chunk_power.append(mean_square(chunk.samples))
 
     def _process_audio(self, chunk: AudioChunk, now: float) -> None:
         if chunk.sample_rate != self.rate or self.extractor is None:
@@ -392,7 +399,7 @@ class Pipeline:
         samples = chunk.samples
         clipped = int(np.count_nonzero(np.abs(samples.astype(np.int32)) >= CLIP_LEVEL))
         audio = pcm16_to_float(samples)
-        power = float(np.mean(audio ** 2)) if audio.size else 0.0
+        power = mean_square(samples)
         filtered = self.extractor.filters.process(audio)
         if self.on_filtered is not None:
             self.on_filtered(filtered)  # e.g. headphones; must not block

@@ -187,6 +187,10 @@ class BoundaryNet:
                 raise DetectorWeightsError(f"detector conv weights have shape {w.shape}, "
                                            f"expected ({self.channels}, {self.channels}, 3)")
         self.history = [np.zeros((2 * d, self.channels)) for d in self.dilations]
+        # The three taps of a layer as one (3C, C) matrix: one product per layer and block.
+        self.in_w_t = np.ascontiguousarray(self.in_w.T)
+        self.taps_w = [np.concatenate([w[:, :, 0].T, w[:, :, 1].T, w[:, :, 2].T])
+                       for w, _ in self.convs]
 
     @property
     def macs_per_frame(self) -> int:
@@ -200,12 +204,12 @@ class BoundaryNet:
     def push(self, x: np.ndarray) -> np.ndarray:
         """Normalised frames ``(n, M)`` -> logits ``(n,)`` of frames ``t - lookahead``."""
         n = x.shape[0]
-        h = np.maximum(x @ self.in_w.T + self.in_b, 0.0)  # (n, C)
-        for k, ((w, b), d) in enumerate(zip(self.convs, self.dilations, strict=True)):
+        h = np.maximum(x @ self.in_w_t + self.in_b, 0.0)  # (n, C)
+        for k, ((_, b), d) in enumerate(zip(self.convs, self.dilations, strict=True)):
             buf = np.concatenate([self.history[k], h])  # (2d + n, C)
-            y = buf[:n] @ w[:, :, 0].T + buf[d:d + n] @ w[:, :, 1].T + buf[2 * d:] @ w[:, :, 2].T
+            taps = np.concatenate([buf[:n], buf[d:d + n], buf[2 * d:]], axis=1)  # (n, 3C)
             self.history[k] = buf[n:]  # the last 2d inputs
-            h = h + np.maximum(y + b, 0.0)  # (n, C)
+            h = h + np.maximum(taps @ self.taps_w[k] + b, 0.0)  # (n, C)
         return h @ self.out_w + self.out_b  # (n,)
 
     def reset(self) -> None:
