@@ -54,6 +54,9 @@ class NormConfig:
         return asdict(self)
 
 
+SHORT_BLOCK = 16  # frames up to which running_mean steps its recursion in Python
+
+
 def running_mean(x: np.ndarray, alpha: float, count: int, mean: np.ndarray | None,
                  cumulative_start: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Per-column running mean of ``x`` (T, M), continuing from ``count`` frames and ``mean``.
@@ -90,9 +93,17 @@ def running_mean(x: np.ndarray, alpha: float, count: int, mean: np.ndarray | Non
         rest = x[done:]
         if current is None:  # the exponential phase starts at the very first frame
             current = rest[0]
-        # m[t] = alpha m[t-1] + (1 - alpha) x[t]; lfilter's state for it is alpha m[t-1].
-        out[done:], _ = lfilter([1.0 - alpha], [1.0, -alpha], rest, axis=0,
-                                zi=(alpha * current)[None, :])
+        if rest.shape[0] <= SHORT_BLOCK:
+            # A streaming block of a few frames: the recursion itself costs less than
+            # lfilter's set-up, and does the same arithmetic.
+            gain = 1.0 - alpha
+            for t in range(rest.shape[0]):
+                current = alpha * current + gain * rest[t]
+                out[done + t] = current
+        else:
+            # m[t] = alpha m[t-1] + (1 - alpha) x[t]; lfilter's state for it is alpha m[t-1].
+            out[done:], _ = lfilter([1.0 - alpha], [1.0, -alpha], rest, axis=0,
+                                    zi=(alpha * current)[None, :])
         current = out[-1]
     return out, np.array(current, dtype=np.float64)
 
