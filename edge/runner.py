@@ -288,6 +288,10 @@ def open_session(args: argparse.Namespace, writers: list[EventWriter],
     if simulated:
         print(f"{prog}: SIMULATED patient — synthetic audio, not a real recording",
               file=sys.stderr)
+    if args.events_file and Path(args.events_file).is_dir():
+        transport.close()
+        raise StartupError(EXIT_USAGE, f"{prog}: --events-file {args.events_file} is a folder: "
+                           f"name a file in it, e.g. {Path(args.events_file) / 'events.jsonl'}")
     sinks = MultiWriter(writers)
     try:
         if args.events_file:

@@ -57,6 +57,8 @@ def load_replay_audio(path: str | Path, sample_rate: int = NOMINAL_SAMPLE_RATE_H
         Missing, unreadable or empty file.
     """
     file = Path(path)
+    if file.is_dir():
+        raise SourceError(f"replay file {file} is a folder: pass one WAV or FLAC file in it")
     if not file.is_file():
         raise SourceError(f"replay file {file} not found: pass an existing WAV or FLAC file")
     try:

@@ -139,3 +139,14 @@ def test_the_headless_runner_refuses_the_same_numbers(option, value):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and f"{option} must be" in lines[0], lines
     assert result.stdout == ""
+
+
+def test_a_folder_given_as_events_file_or_replay_file_says_it_is_a_folder(tmp_path):
+    events = run("--simulate", "--no-dashboard", "--duration", "1", "--events-file",
+                 str(tmp_path))
+    assert events.returncode == 2 and "Traceback" not in events.stderr
+    line = events.stderr.strip().splitlines()[-1]
+    assert "is a folder" in line and "events.jsonl" in line and "Errno" not in line, line
+    replay = run("--replay", str(tmp_path), "--no-dashboard", "--duration", "1")
+    assert replay.returncode == 5
+    assert "is a folder" in replay.stderr and "not found" not in replay.stderr, replay.stderr
