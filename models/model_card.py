@@ -167,6 +167,18 @@ def per_device_table(paths: Sequence[Path]) -> dict | None:
     return {"sources": sources, "rows": rows}
 
 
+def icbhi_population(devices: dict | None) -> str:
+    """The ICBHI part of the training population, counted from the ``--devices`` rows."""
+    rows = [r for r in (devices or {}).get("rows", []) if r.get("dataset") == "icbhi"]
+    if not rows:
+        return ("ICBHI: mostly adults; its stethoscopes are listed when the card is made "
+                "with `--devices` (a `steth-bench --icbhi-split train --json` result).")
+    names = ", ".join(sorted(str(r["device"]) for r in rows))
+    return (f"ICBHI: mostly adults, {sum(int(r['patients']) for r in rows)} patient-device "
+            f"pairs and {sum(int(r['cycles']) for r in rows)} cycles on {len(rows)} "
+            f"stethoscopes ({names}).")
+
+
 def optional_float(entry: dict, key: str) -> float | None:
     value = entry.get(key)
     return None if value is None else float(value)
@@ -523,8 +535,8 @@ def card_markdown(manifest: dict, results: dict[str, dict], slice_scores: dict[s
         "", "## Training data and population", "",
         f"- {training['data']}.",
         "- SPRSound: children aged 1 month to 18 years, one hospital, one electronic "
-        "stethoscope (Yunting model II), 8 kHz. ICBHI: 43 recordings, mostly adults, four "
-        "devices. Adults are therefore a small minority of the training data.",
+        f"stethoscope (Yunting model II), 8 kHz. {icbhi_population(extras.devices)} Adults "
+        "are therefore a small minority of the training data.",
         f"- Model selection: {training['validation']}; nothing was selected on a test set.",
         "- Rare classes: the sampler draws samples with weight 1/sqrt(class frequency) and the "
         "subtype loss uses the same weights, so rare subtypes are seen more without being "
@@ -551,8 +563,8 @@ def card_markdown(manifest: dict, results: dict[str, dict], slice_scores: dict[s
         "", "## Known limits", "",
         "- Not yet validated on audio from our own sensor; see docs/device_validation.md.",
         "- Trained on one paediatric data set from one hospital and device; performance on "
-        "adults, other chest pieces and other populations is unknown beyond the 43 ICBHI "
-        "recordings used in training.",
+        "adults, other chest pieces and other populations is unknown beyond the ICBHI "
+        "recordings used in training and the leave-one-device-out folds above.",
         "- Rare subtypes (Stridor, Wheeze+Crackle, Coarse Crackle, Rhonchi) are poorly "
         "recognised; the product's 4-class finding is the supported output.",
         "- Poor Quality records are mostly not recognised as such (see the 2-2 confusion in "

@@ -250,3 +250,15 @@ def test_an_unreadable_file_is_a_one_line_error(tmp_path, monkeypatch, capsys, o
     assert code != 0
     assert len(err.splitlines()) == 1 and err.startswith(f"steth-model-card: {option} {path}")
     assert not (out / "tiny.card.md").exists()
+
+
+def test_the_icbhi_population_is_counted_from_the_device_rows_not_written_in():
+    from steth.models.model_card import icbhi_population
+
+    rows = [{"dataset": "icbhi", "device": "Meditron", "patients": 7, "cycles": 288},
+            {"dataset": "icbhi", "device": "AKGC417L", "patients": 3, "cycles": 82},
+            {"dataset": "sprsound", "device": "Yunting", "patients": 300, "cycles": 9000}]
+    text = icbhi_population({"rows": rows})
+    assert "10 patient-device pairs and 370 cycles on 2 stethoscopes (AKGC417L, Meditron)" \
+        in text
+    assert "--devices" in icbhi_population(None)
