@@ -417,7 +417,8 @@ def run_torch(config_path: Path, data_root: Path, split: str, *, seed: int | Non
     fitted = None
     if fit_rule:
         rule, scores, default, n = fit_rule_on_validation(
-            model, model.cfg.feature_config(), data_root, model.cfg.val_fraction, model.cfg.seed)
+            model, model.cfg.feature_config(), data_root, model.cfg.val_fraction,
+            model.cfg.validation_seed)
         model.manifest = dataclasses.replace(model.manifest, verdict_rule=rule)
         fitted = {"validation_records": n, "validation_scores": scores,
                   "default_rule_validation_scores": default}

@@ -223,7 +223,7 @@ def refit_verdict_rule(cfg: TrainConfig, data_root: Path, out_dir: Path) -> list
     feat = log_mel_config(cfg)
     model = CycleModel(int8, expected_feature_hash=feat.unnormalised.hash(), threads=1)
     rule, scores, default, n = fit_rule_on_validation(model, feat, data_root,
-                                                      cfg.val_fraction, cfg.seed)
+                                                      cfg.val_fraction, cfg.validation_seed)
     print(f"verdict rule on {n} validation records: {rule.to_dict()} "
           f"2-1 {scores['2-1']:.3f} 2-2 {scores['2-2']:.3f} "
           f"(default rule: 2-1 {default['2-1']:.3f} 2-2 {default['2-2']:.3f})")

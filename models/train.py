@@ -59,6 +59,9 @@ class TrainConfig:
     lr: float = 3e-3
     weight_decay: float = 1e-4
     val_fraction: float = 0.15
+    # The validation split's own seed: with it set, runs of different seeds share one split
+    # (seeds then vary initialisation and sampling only); None splits by ``seed``.
+    split_seed: int | None = None
     threads: int = 2
     use_icbhi: bool = True
     # Leave-one-device-out: "" trains on everything; an ICBHI device name drops every patient
@@ -86,6 +89,11 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.loss not in ("bce", "focal"):
             raise ValueError(f"loss must be 'bce' or 'focal', not {self.loss!r}")
+
+    @property
+    def validation_seed(self) -> int:
+        """The seed that picks the validation patients (:attr:`split_seed` or ``seed``)."""
+        return self.seed if self.split_seed is None else self.split_seed
 
     @classmethod
     def from_toml(cls, path: Path) -> TrainConfig:
@@ -394,7 +402,8 @@ def run_dir(cfg: TrainConfig) -> Path:
     base = default_cache_root() / "runs" / cfg.name
     if cfg.hold_out_device:
         base = base / f"without-{fold_name(cfg.hold_out_device)}"
-    return base / f"seed{cfg.seed}"
+    split = "" if cfg.split_seed is None else f"-split{cfg.split_seed}"
+    return base / f"seed{cfg.seed}{split}"
 
 
 def training_recordings(cfg: TrainConfig, data_root: Path
@@ -409,7 +418,7 @@ def training_recordings(cfg: TrainConfig, data_root: Path
         rng = np.random.default_rng(cfg.seed)
         recordings = [recordings[i] for i in sorted(rng.choice(len(recordings),
                                                                 cfg.max_recordings, False))]
-    return split_train_validation(recordings, cfg.val_fraction, cfg.seed)
+    return split_train_validation(recordings, cfg.val_fraction, cfg.validation_seed)
 
 
 def load_data(cfg: TrainConfig, data_root: Path) -> tuple[SampleSet, SampleSet]:

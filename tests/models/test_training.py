@@ -158,3 +158,18 @@ def test_augment_masks_every_channel_alike_and_keeps_2d_input_2d():
     assert y2.shape == x2.shape and y3.shape == x3.shape
     for c in range(3):  # identical channels stay identical: same EQ, same masked region
         np.testing.assert_allclose(y3[:, :, c], y2, rtol=1e-6, atol=1e-6)
+
+
+def test_a_split_seed_gives_every_seed_the_same_validation_patients(shared_data):
+    from steth.models.train import run_dir, training_recordings
+
+    def validation(**fields) -> set[str]:
+        cfg = dataclasses.replace(TrainConfig(use_icbhi=True), **fields)
+        return {r.audio_path.name for r in training_recordings(cfg, shared_data)[1]}
+
+    shared = [validation(seed=seed, split_seed=7) for seed in (0, 1, 2)]
+    assert shared[0] and shared[0] == shared[1] == shared[2]
+    own = [validation(seed=seed) for seed in (0, 1)]
+    assert own[0] != own[1]  # without it each seed draws its own split, as before
+    assert run_dir(TrainConfig(seed=1, split_seed=7)).name == "seed1-split7"
+    assert run_dir(TrainConfig(seed=1)).name == "seed1"
