@@ -336,6 +336,8 @@ class TcpEventServer:
         Plain TCP on a non-loopback address without ``insecure``.
     """
 
+    label = "event server"
+
     def __init__(self, token: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
                  tls: ssl.SSLContext | None = None, insecure: bool = False,
                  max_wrong_tokens: int = MAX_WRONG_TOKENS,

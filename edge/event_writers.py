@@ -36,15 +36,16 @@ class StreamWriter:
     """Write events as JSON lines to a text stream (stdout by default), flushing each line.
 
     When the reader closes the stream (``edge-run | head -1``) the writer stops writing and
-    calls ``on_closed`` once; the caller decides whether the run goes on.
+    calls ``on_closed`` (set by the caller) once; the caller decides whether the run goes on.
     """
 
-    def __init__(self, stream: IO[str] | None = None, validate_events: bool = False,
-                 on_closed: Callable[[], None] | None = None) -> None:
+    label = "stdout"
+
+    def __init__(self, stream: IO[str] | None = None, validate_events: bool = False) -> None:
         self._stream = stream if stream is not None else sys.stdout
         self._validate = validate_events
         self._lock = threading.Lock()
-        self.on_closed = on_closed
+        self.on_closed: Callable[[], None] | None = None
         self.closed_by_reader = False
 
     def write(self, event: Mapping[str, Any]) -> None:
@@ -81,6 +82,8 @@ class StreamWriter:
 
 class FileWriter:
     """Append events to a JSON-lines file created 0600 (parent folders 0700)."""
+
+    label = "events file"
 
     def __init__(self, path: str | Path, validate_events: bool = False) -> None:
         self.path = Path(path)

@@ -279,6 +279,7 @@ class Pipeline:
         self.block_s = block_s
         self.pending: list[AudioChunk] = []  # contiguous chunks waiting for a full block
         self.pending_samples = 0
+        self.pending_energy = 0.0  # sum of squares of the pending samples, full scale 1
         self.pending_since: float | None = None  # arrival of the first pending chunk
 
     # ---------------------------------------------------------------- items from the decoder
@@ -346,9 +347,9 @@ class Pipeline:
         self._restart_segment()  # never stitch audio across a gap
 
     def _on_audio(self, chunk: AudioChunk, now: float) -> None:
-        self._note_arrival(chunk, now)
+        power = self._note_arrival(chunk, now)
         if self.block_s <= 0:
-            self._process_audio(chunk, now)
+            self._process_audio(chunk, now, power)
             return
         if self.pending and (chunk.sample_rate != self.pending[-1].sample_rate
                              or chunk.start_index != self.pending[-1].end_index):
@@ -357,6 +358,7 @@ class Pipeline:
             self.pending_since = now
         self.pending.append(chunk)
         self.pending_samples += chunk.samples.size
+        self.pending_energy += power * chunk.samples.size
         if self.pending_samples >= self.block_s * chunk.sample_rate:
             self.flush_audio(now)
 
@@ -364,28 +366,34 @@ class Pipeline:
         """Run the front end on the gathered block (the fast path); nothing when empty."""
         if not self.pending:
             return
-        chunks, self.pending, self.pending_samples = self.pending, [], 0
+        chunks, self.pending = self.pending, []
+        power = self.pending_energy / max(1, self.pending_samples)
+        self.pending_samples, self.pending_energy = 0, 0.0
         block = chunks[0] if len(chunks) == 1 else AudioChunk(
             chunks[0].start_index, np.concatenate([c.samples for c in chunks]),
             chunks[0].sample_rate, clipped=any(c.clipped for c in chunks))
         arrived = self.pending_since if self.pending_since is not None else 0.0
-        self._process_audio(block, arrived if now is None else now)
+        self._process_audio(block, arrived if now is None else now, power)
         self.pending_since = None
 
-    def _note_arrival(self, chunk: AudioChunk, now: float) -> None:
-        """What holds per chunk as it arrives: the clock anchor, freshness, the level."""
+    def _note_arrival(self, chunk: AudioChunk, now: float) -> float:
+        """What holds per chunk as it arrives (the clock anchor, freshness, the level);
+        returns the chunk's mean power, which the block's front end reuses."""
         self.last_index = chunk.end_index
         self.anchor = (chunk.end_index, self.clock())
         if self.first_audio_wall is None:
-            self.first_audio_wall = self.anchor[1] - chunk.samples.size / self.delivery_rate()
+            self.first_audio_wall = (self.anchor[1] - chunk.samples.size
+                                     / self.delivery_rate(chunk.sample_rate))
         self.last_audio_monotonic = now
         if self.stale:
             self.stale = False
             self.emit(ev.make_stale(state="recovered", silent_s=0.0, last_index=chunk.start_index,
                                     simulated=self.simulated))
-        self.chunk_power.append(mean_square(chunk.samples))
+        power = mean_square(chunk.samples)
+        self.chunk_power.append(power)
+        return power
 
-    def _process_audio(self, chunk: AudioChunk, now: float) -> None:
+    def _process_audio(self, chunk: AudioChunk, now: float, power: float) -> None:
         if chunk.sample_rate != self.rate or self.extractor is None:
             self.rate = int(chunk.sample_rate)
             self._restart_segment()
@@ -399,7 +407,6 @@ class Pipeline:
         samples = chunk.samples
         clipped = int(np.count_nonzero(np.abs(samples.astype(np.int32)) >= CLIP_LEVEL))
         audio = pcm16_to_float(samples)
-        power = mean_square(samples)
         filtered = self.extractor.filters.process(audio)
         if self.on_filtered is not None:
             self.on_filtered(filtered)  # e.g. headphones; must not block
@@ -434,11 +441,12 @@ class Pipeline:
         hop_device = self.features.hop * self.rate / self.features.sample_rate
         return self.segment_start + round(frame_edge * hop_device)
 
-    def delivery_rate(self) -> float:
-        """Samples per wall-clock second as the source delivers them (a replay's pace)."""
+    def delivery_rate(self, rate: float) -> float:
+        """Samples per wall-clock second as the source delivers audio of ``rate`` Hz (a
+        replay's pace)."""
         # At ``--speed max`` (infinite) every sample counts as delivered with its block.
         speed = self.rate_speed if self.rate_speed > 0 else 1.0
-        return max(1, self.rate) * speed
+        return max(1.0, rate) * speed
 
     def breath_rate_bpm(self) -> float | None:
         """The breath rate of recent good-quality cycles (:class:`edge.findings.BreathRate`)."""
@@ -452,7 +460,8 @@ class Pipeline:
         start, end = self.frame_to_sample(cycle.first + 1), self.frame_to_sample(cycle.last + 1)
         assert self.anchor is not None and self.first_audio_wall is not None
         wall_start = max(self.first_audio_wall,
-                         self.anchor[1] - (self.anchor[0] - start) / self.delivery_rate())
+                         self.anchor[1] - (self.anchor[0] - start)
+                         / self.delivery_rate(self.rate))
         self.cycle_id += 1
         samples = max(1, end - start)
         assert self.extractor is not None

@@ -211,18 +211,20 @@ class EdgeSession:
     stop: threading.Event = field(default_factory=threading.Event)
     on_audio: Callable[[AudioChunk], None] | None = None
     output_lost: bool = False  # stdout closed with no other output open: the run stopped
+    prog: str = "edge-run"  # what one-line notices start with
 
     def watch_stdout(self, writer: StreamWriter) -> None:
         """Decide what a reader closing stdout means: stop when it was the only output."""
         def closed() -> None:
             others = [w for w in self.sinks.writers if w is not writer]
             if others:
-                names = ", ".join(sink_name(w) for w in others)
-                print(f"edge-run: stdout was closed by its reader; events go on to the "
+                # Each writer names itself (edge cannot know host's recorder or dashboard).
+                names = ", ".join(getattr(w, "label", type(w).__name__) for w in others)
+                print(f"{self.prog}: stdout was closed by its reader; events go on to the "
                       f"{names}", file=sys.stderr)
                 return
-            print("edge-run: stdout was closed by its reader and nothing else receives the "
-                  "events; stopping (add --events-file or --record to keep running)",
+            print(f"{self.prog}: stdout was closed by its reader and nothing else receives "
+                  "the events; stopping (add --events-file or --record to keep running)",
                   file=sys.stderr)
             self.output_lost = True
             self.stop.set()
@@ -309,15 +311,7 @@ def open_session(args: argparse.Namespace, writers: list[EventWriter],
                         mains_hz=args.mains, rate_speed=args.speed if paced else 1.0,
                         block_s=FAST_BLOCK_S)
     messages.attach(sinks.write, simulated)
-    return EdgeSession(args, model, transport, sinks, pipeline)
-
-
-def sink_name(writer: EventWriter) -> str:
-    """How a one-line notice names an output."""
-    if isinstance(writer, FileWriter):
-        return "events file"
-    return {"RecorderWriter": "recorder", "TcpEventServer": "event server",
-            "QueueWriter": "dashboard"}.get(type(writer).__name__, type(writer).__name__)
+    return EdgeSession(args, model, transport, sinks, pipeline, prog=prog)
 
 
 def run(args: argparse.Namespace, prog: str = "python -m steth.edge.runner") -> int:

@@ -47,6 +47,8 @@ __all__ = ["EXIT_MODEL", "EXIT_PROTOCOL", "EXIT_SOURCE", "EXIT_USAGE", "build_pa
 class QueueWriter:
     """Events into the dashboard's queue; ``None`` on close tells the dashboard to stop."""
 
+    label = "dashboard"
+
     def __init__(self) -> None:
         self.queue: queue.Queue[Mapping[str, Any] | None] = queue.Queue()
 
@@ -59,6 +61,8 @@ class QueueWriter:
 
 class RecorderWriter:
     """The recorder as an event sink (it also takes the raw audio, see :func:`run`)."""
+
+    label = "recorder"
 
     def __init__(self, recorder: Recorder) -> None:
         self.recorder = recorder

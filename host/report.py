@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from steth.edge.findings import finding_of_cycle_event
+
 FINDING_COLOURS: dict[str, str] = {"Normal": "#2ca02c", "Crackle": "#ff7f0e",
                                    "Wheeze": "#9467bd", "Both": "#d62728"}
 POOR_COLOUR = "#7f7f7f"
@@ -81,9 +83,10 @@ def _pyplot() -> Any:
 
 
 def shows_finding(cycle: Mapping[str, Any]) -> bool:
-    """Whether a cycle has a finding to show: neither poor nor in the normaliser's warm-up."""
-    quality = cycle.get("quality") or {}
-    return quality.get("status") != "poor" and not quality.get("settling")
+    """Whether a cycle has a finding to show: neither poor nor in the normaliser's warm-up
+    (the edge's :func:`~steth.edge.findings.finding_of_cycle_event`)."""
+    finding = finding_of_cycle_event(cycle)
+    return finding is not None and not finding.poor_quality
 
 
 def cycle_colour(cycle: Mapping[str, Any]) -> str:

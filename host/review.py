@@ -258,9 +258,7 @@ def compare_runs(take: Mapping[str, Any], folder: str, live: Sequence[Mapping[st
 
 
 def _verdict_text(cycles: Iterable[Mapping[str, Any]], rule: VerdictRule | None) -> str:
-    tally = RecordTally(rule)
-    for cycle in cycles:
-        tally.add_event(cycle)
+    tally = RecordTally.of_events(cycles, rule)
     return tally.verdict().label if tally.findings else "--"
 
 
