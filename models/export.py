@@ -22,12 +22,15 @@ from steth.edge.infer import CycleModel, ModelError
 from steth.edge.labels import EVENT_CLASSES, FOUR_CLASSES, VerdictRule
 from steth.edge.manifest import write_manifest
 from steth.models import TRAINING_OUTPUTS
-from steth.models.datasets import DataError, default_data_root
+from steth.models.datasets import DataError, default_data_root, load_icbhi
+from steth.models.device_select import SELECTION_FILE, Selection, select
+from steth.models.folds import fold_training_recordings
 from steth.models.guard_fit import fit_guard
 from steth.models.metrics import expected_calibration_error
 from steth.models.nets import BreathNet
 from steth.models.train import (
     TrainConfig,
+    epoch_checkpoint_name,
     event_predictions,
     event_scores,
     load_data,
@@ -175,6 +178,13 @@ def manifest_fields(cfg: TrainConfig, precision: str, temps: dict[str, float],
     }
 
 
+def select_on_unheard_devices(cfg: TrainConfig, data_root: Path) -> Selection:
+    """The epoch and calibration chosen on the ICBHI recordings the run may use (those of
+    patients who never used its held-out device), none of which its weights heard."""
+    recordings = fold_training_recordings(load_icbhi(data_root, "train"), cfg.hold_out_device)
+    return select(cfg, data_root, recordings, fit_temperatures)
+
+
 def export_run(cfg: TrainConfig, data_root: Path, out_dir: Path,
                checkpoint_dir: Path = TRAINING_OUTPUTS) -> list[Path]:
     """Fit temperatures and thresholds on the run's validation split; write fp32 and int8.
@@ -183,13 +193,22 @@ def export_run(cfg: TrainConfig, data_root: Path, out_dir: Path,
     torch weights they came from to ``checkpoint_dir`` (training outputs).
     """
     run = run_dir(cfg)
+    weights = run / "best_model.pt"
+    selection = None
+    if cfg.icbhi_role == "select":
+        selection = select_on_unheard_devices(cfg, data_root)
+        weights = run / epoch_checkpoint_name(selection.epoch)
     model = BreathNet(cfg.net)
-    model.load_state_dict(torch.load(run / "best_model.pt", weights_only=True))
+    model.load_state_dict(torch.load(weights, weights_only=True))
     model.eval()
     train_set, val_set = load_data(cfg, data_root)
     logits = predict_logits(model, val_set, val_set.samples, cfg.window)
-    temps = fit_temperatures(logits, val_set.samples)
-    thresholds, val_scores = tune_thresholds(logits, val_set.samples, temps)
+    if selection is None:
+        temps = fit_temperatures(logits, val_set.samples)
+        thresholds, val_scores = tune_thresholds(logits, val_set.samples, temps)
+    else:
+        temps, thresholds = selection.temperatures, selection.thresholds
+        val_scores = dict(selection.sprsound_validation)
     ece = calibration_report(logits, val_set.samples, temps)
     print(f"temperatures {temps} thresholds {thresholds} validation {val_scores} {ece}")
     guard, guard_fit = fit_guard(train_set.recordings, val_set.recordings, log_mel_config(cfg))
@@ -200,6 +219,9 @@ def export_run(cfg: TrainConfig, data_root: Path, out_dir: Path,
     fp32 = out_dir / f"{cfg.name}.fp32.onnx"
     export_onnx(model, fp32, cfg.window, log_mel_config(cfg).n_mels)
     extra = {"guard": guard.to_dict(), "guard_fit": guard_fit}
+    if selection is not None:
+        extra["selection"] = selection.to_dict()
+        (out_dir / SELECTION_FILE).write_text(json.dumps(selection.to_dict(), indent=2) + "\n")
     write_manifest(fp32, {**manifest_fields(cfg, "fp32", temps, thresholds, ece, val_scores,
                                             n_params), **extra})
     rng = np.random.default_rng(cfg.seed)
@@ -213,7 +235,7 @@ def export_run(cfg: TrainConfig, data_root: Path, out_dir: Path,
                                             n_params), **extra})
     # The exported weights as a torch state dict, so tests can hold every export to them.
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(run / "best_model.pt", checkpoint_dir / f"{cfg.name}.pt")
+    shutil.copyfile(weights, checkpoint_dir / f"{cfg.name}.pt")
     return [fp32, int8]
 
 

@@ -37,14 +37,31 @@ from steth.models.guard_fit import firing, fit_guard
 from steth.models.train import TrainConfig, run_dir, training_recordings
 
 FOLD_REPORT = "lodo.json"
+PROTOCOLS = {
+    "train": "train on SPRSound train + ICBHI patients who never used the held-out device; "
+             "checkpoint, temperatures and thresholds from the fold's own validation split; "
+             "held-out device's cycles scored with the fold's int8 model",
+    "select": "weights from SPRSound train alone (one run shared by every fold); the epoch, "
+              "temperatures and thresholds chosen on SPRSound validation together with the "
+              "ICBHI patients who never used the held-out device; held-out device's cycles "
+              "scored with the fold's int8 model",
+}
 
 
 def fold_config(cfg: TrainConfig, fold: Fold) -> TrainConfig:
     return dataclasses.replace(cfg, hold_out_device=fold.held_out)
 
 
+def fold_dir(cfg: TrainConfig) -> Path:
+    """A fold's own folder: its training run, or for a recipe that selects on the held-in
+    stethoscopes (whose folds share one SPRSound-only run) a folder beside that run."""
+    if cfg.icbhi_role != "select":
+        return run_dir(cfg)
+    return run_dir(dataclasses.replace(cfg, icbhi_role="train"))
+
+
 def fold_model(cfg: TrainConfig) -> Path:
-    return run_dir(cfg) / "export" / f"{cfg.name}.int8.onnx"
+    return fold_dir(cfg) / "export" / f"{cfg.name}.int8.onnx"
 
 
 def train_fold(cfg: TrainConfig, data_root: Path) -> None:
@@ -53,8 +70,8 @@ def train_fold(cfg: TrainConfig, data_root: Path) -> None:
 
     run = train(cfg, data_root, progress=False)
     model = fold_model(cfg)
-    best = run / "best_model.pt"
-    if model.is_file() and model.stat().st_mtime >= best.stat().st_mtime:
+    trained = run / ("history.json" if cfg.icbhi_role == "select" else "best_model.pt")
+    if model.is_file() and model.stat().st_mtime >= trained.stat().st_mtime:
         return
     export_run(cfg, data_root, model.parent, checkpoint_dir=model.parent)
 
@@ -106,6 +123,7 @@ def score_fold(cfg: TrainConfig, fold: Fold, n_boot: int, data_root: Path) -> di
     scored = {r.patient for r in fold.test}
     assert not trained & scored, "a held-out patient trained in its own fold"
     return {"fold": fold.name, "held_out": fold.held_out, "model": str(fold_model(cfg)),
+            "icbhi_role": cfg.icbhi_role,
             "thresholds": model.thresholds, "version": model.manifest.version,
             "training_icbhi_patients": sorted(trained), "rows": device_rows(
                 collected.by_device, n_boot),
@@ -144,7 +162,7 @@ def summary(cfg: TrainConfig, folds: list[Fold], n_boot: int, data_root: Path) -
         fcfg = fold_config(cfg, fold)
         if fold_model(fcfg).is_file() and (run_dir(fcfg) / "history.json").is_file():
             report = score_fold(fcfg, fold, n_boot, data_root)
-            (run_dir(fcfg) / FOLD_REPORT).write_text(json.dumps(report, indent=2) + "\n")
+            (fold_dir(fcfg) / FOLD_REPORT).write_text(json.dumps(report, indent=2) + "\n")
             reports.append(report)
         else:
             missing.append(fold.name)
@@ -163,10 +181,7 @@ def summary(cfg: TrainConfig, folds: list[Fold], n_boot: int, data_root: Path) -
             "sprsound_only_mean_device_score": (sum(sprsound_only) / len(sprsound_only)
                                                 if sprsound_only else None),
             "missing_folds": missing,
-            "protocol": "train on SPRSound train + ICBHI patients who never used the held-out "
-                        "device; checkpoint, temperatures and thresholds from the fold's "
-                        "own validation split; held-out device's cycles scored with the "
-                        "fold's int8 model"}
+            "protocol": PROTOCOLS[cfg.icbhi_role]}
 
 
 def print_summary(result: dict) -> None:

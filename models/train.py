@@ -67,6 +67,10 @@ class TrainConfig:
     # Leave-one-device-out: "" trains on everything; an ICBHI device name drops every patient
     # with any recording under it; "*" drops all of ICBHI (see models/lodo.py).
     hold_out_device: str = ""
+    # What a fold's ICBHI recordings are for: "train" (weights, as SPRSound) or "select"
+    # (weights from SPRSound alone; the held-in stethoscopes choose the checkpoint and fit the
+    # thresholds, as stand-ins for a stethoscope the weights never heard).
+    icbhi_role: str = "train"
     max_samples_per_epoch: int = 0  # 0 = one pass over the training samples
     max_recordings: int = 0  # 0 = all; a small number for smoke tests
     subtype_weight: float = 0.5
@@ -85,10 +89,15 @@ class TrainConfig:
     # (models/device_augment.py); empty = off.
     device_augment: dict = field(default_factory=dict)
     device_augment_prob: float = 0.8  # share of training windows heard through a device
+    # Keep every epoch's weights (epoch<k>.pt) so a later step can choose the checkpoint on
+    # data this run never validated on (models/device_select.py).
+    keep_epochs: bool = False
 
     def __post_init__(self) -> None:
         if self.loss not in ("bce", "focal"):
             raise ValueError(f"loss must be 'bce' or 'focal', not {self.loss!r}")
+        if self.icbhi_role not in ("train", "select"):
+            raise ValueError(f"icbhi_role must be 'train' or 'select', not {self.icbhi_role!r}")
 
     @property
     def validation_seed(self) -> int:
@@ -398,9 +407,18 @@ def event_scores(samples: list[Sample], preds: list[CyclePrediction],
     return {"1-1": s11, "1-2": s12, "mean": (s11 + s12) / 2}
 
 
+def epoch_checkpoint_name(epoch: int) -> str:
+    """The file of one epoch's weights in a run folder (1-based epoch)."""
+    return f"epoch{epoch:02d}.pt"
+
+
 def run_dir(cfg: TrainConfig) -> Path:
+    """Where a run's checkpoints live; every fold of an ``icbhi_role = "select"`` recipe
+    shares one SPRSound-only training run (its folds differ only in what they select on)."""
     base = default_cache_root() / "runs" / cfg.name
-    if cfg.hold_out_device:
+    if cfg.icbhi_role == "select":
+        base = base / "sprsound-only"
+    elif cfg.hold_out_device:
         base = base / f"without-{fold_name(cfg.hold_out_device)}"
     split = "" if cfg.split_seed is None else f"-split{cfg.split_seed}"
     return base / f"seed{cfg.seed}{split}"
@@ -411,7 +429,7 @@ def training_recordings(cfg: TrainConfig, data_root: Path
     """The run's (or fold's) training recordings, split patient-disjoint into train and
     validation: what every fitted part of a run (weights, thresholds, guard) may see."""
     recordings = load_sprsound(data_root, "train")
-    if cfg.use_icbhi:
+    if cfg.use_icbhi and cfg.icbhi_role == "train":
         recordings += fold_training_recordings(load_icbhi(data_root, "train"),
                                                cfg.hold_out_device)
     if cfg.max_recordings:
@@ -530,6 +548,8 @@ def train(cfg: TrainConfig, data_root: Path, *, progress: bool = True,
         print(f"epoch {epoch + 1}/{cfg.epochs} loss {loss:.4f} val 1-1 {scores['1-1']:.3f} "
               f"1-2 {scores['1-2']:.3f} ({time.monotonic() - t0:.0f} s)", flush=True)
         best = max(history, key=lambda h: h["val"]["mean"])
+        if cfg.keep_epochs:
+            torch.save(model.state_dict(), out / epoch_checkpoint_name(epoch + 1))
         save_checkpoint(last, model, opt, sched, epoch, history)
         if best["epoch"] == epoch + 1:
             torch.save(model.state_dict(), out / "best_model.pt")

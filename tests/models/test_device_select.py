@@ -1,0 +1,99 @@
+"""Choosing the epoch and thresholds on stethoscopes the weights never heard
+(``icbhi_role = "select"``, models/device_select.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from steth.models.data import IGNORE, Sample
+from steth.models.datasets import load_icbhi
+from steth.models.device_select import best_calibration, kept_epochs, objective, select
+from steth.models.export import export_run, fit_temperatures
+from steth.models.folds import build_folds
+from steth.models.lodo import fold_dir
+from steth.models.train import epoch_checkpoint_name, run_dir, train, training_recordings
+
+from .test_training import tiny_config
+
+
+def icbhi_sample(crackle: int, wheeze: int) -> Sample:
+    return Sample(0, 0, 10, crackle, wheeze, IGNORE, 0)
+
+
+def test_the_objective_weighs_both_scores_alike_and_falls_back_to_sprsound():
+    assert objective(0.8, 0.4) == pytest.approx(0.6)
+    assert objective(0.8, None) == 0.8
+
+
+def test_the_thresholds_follow_the_unheard_device_when_sprsound_cannot_tell():
+    # SPRSound holds no event here (its Score is 0 under every threshold), so only the ICBHI
+    # cycles decide: crackles score 0.7 and normals 0.6 on the crackle head, which only a
+    # threshold between them separates.
+    icbhi = [icbhi_sample(1, 0)] * 5 + [icbhi_sample(0, 0)] * 5
+    p_crackle = np.array([0.7] * 5 + [0.6] * 5)
+    logit = np.log(p_crackle / (1 - p_crackle))
+    icbhi_logits = {"findings": np.stack([logit, np.full(10, -5.0)], axis=1),
+                    "subtype": np.zeros((10, 7)), "quality": np.full(10, -5.0)}
+    empty = {"findings": np.zeros((0, 2)), "subtype": np.zeros((0, 7)),
+             "quality": np.zeros(0)}
+    value, th, _, icbhi_score = best_calibration([], empty, icbhi, icbhi_logits, {})
+    assert 0.6 < th["crackle"] <= 0.7
+    assert icbhi_score == pytest.approx(1.0)
+    assert value == pytest.approx(0.5)
+
+
+def test_a_select_recipe_trains_on_sprsound_alone_in_one_run_for_every_fold(shared_data):
+    cfg = tiny_config(icbhi_role="select", max_recordings=0)
+    folds = build_folds(load_icbhi(shared_data, "train"))
+    train_recs, val_recs = training_recordings(cfg, shared_data)
+    assert {r.dataset for r in train_recs + val_recs} == {"sprsound"}
+    runs = {run_dir(dataclasses.replace(cfg, hold_out_device=f.held_out)) for f in folds}
+    assert len(runs) == 1
+    outputs = {fold_dir(dataclasses.replace(cfg, hold_out_device=f.held_out)) for f in folds}
+    assert len(outputs) == len(folds)
+    assert not outputs & runs
+
+
+def test_an_unknown_icbhi_role_is_refused():
+    with pytest.raises(ValueError, match="icbhi_role"):
+        tiny_config(icbhi_role="both")
+
+
+def test_a_run_without_kept_epochs_cannot_be_selected(shared_data, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "history.json").write_text(json.dumps([{"epoch": 1}]))
+    with pytest.raises(FileNotFoundError, match="keep_epochs"):
+        kept_epochs(run)
+
+
+def test_selection_picks_a_kept_epoch_on_held_in_devices_and_the_export_uses_it(
+        shared_data, tmp_path, monkeypatch):
+    # Runs go to a fresh folder; cached features stay shared.
+    monkeypatch.setattr("steth.models.train.default_cache_root", lambda: tmp_path)
+    cfg = tiny_config(icbhi_role="select", keep_epochs=True, hold_out_device="Meditron",
+                      max_recordings=12)
+    run = train(cfg, shared_data, progress=False)
+    assert kept_epochs(run) == [1, 2]
+    fold = next(f for f in build_folds(load_icbhi(shared_data, "train"))
+                if f.held_out == "Meditron")
+    chosen = select(cfg, shared_data, fold.train, fit_temperatures)
+    assert chosen.epoch in (1, 2)
+    assert chosen.icbhi_selection_score is not None
+    assert chosen.icbhi_selection_cycles > 0
+    assert chosen.objective == pytest.approx(objective(chosen.sprsound_validation["mean"],
+                                                       chosen.icbhi_selection_score))
+    # No Meditron patient is among those it selected on.
+    meditron = {r.patient for r in fold.test}
+    assert not meditron & {r.patient for r in fold.train}
+    out = tmp_path / "export"
+    export_run(cfg, shared_data, out, checkpoint_dir=out)
+    manifest = json.loads((out / f"{cfg.name}.int8.onnx.manifest.json").read_text())
+    assert manifest["thresholds"] == chosen.thresholds
+    assert manifest["selection"]["epoch"] == chosen.epoch
+    exported = (out / f"{cfg.name}.pt").read_bytes()
+    assert exported == (run / epoch_checkpoint_name(chosen.epoch)).read_bytes()
