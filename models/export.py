@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -30,7 +29,6 @@ from steth.models.metrics import expected_calibration_error
 from steth.models.nets import BreathNet
 from steth.models.train import (
     TrainConfig,
-    epoch_checkpoint_name,
     event_predictions,
     event_scores,
     load_data,
@@ -178,7 +176,8 @@ def manifest_fields(cfg: TrainConfig, precision: str, temps: dict[str, float],
     }
 
 
-def select_on_unheard_devices(cfg: TrainConfig, data_root: Path) -> Selection:
+def select_on_unheard_devices(cfg: TrainConfig, data_root: Path
+                              ) -> tuple[Selection, dict[str, torch.Tensor]]:
     """The epoch and calibration chosen on the ICBHI recordings the run may use (those of
     patients who never used its held-out device), none of which its weights heard."""
     recordings = fold_training_recordings(load_icbhi(data_root, "train"), cfg.hold_out_device)
@@ -193,13 +192,13 @@ def export_run(cfg: TrainConfig, data_root: Path, out_dir: Path,
     torch weights they came from to ``checkpoint_dir`` (training outputs).
     """
     run = run_dir(cfg)
-    weights = run / "best_model.pt"
     selection = None
-    if cfg.icbhi_role == "select":
-        selection = select_on_unheard_devices(cfg, data_root)
-        weights = run / epoch_checkpoint_name(selection.epoch)
     model = BreathNet(cfg.net)
-    model.load_state_dict(torch.load(weights, weights_only=True))
+    if cfg.icbhi_role == "select":
+        selection, state = select_on_unheard_devices(cfg, data_root)
+        model.load_state_dict(state)
+    else:
+        model.load_state_dict(torch.load(run / "best_model.pt", weights_only=True))
     model.eval()
     train_set, val_set = load_data(cfg, data_root)
     logits = predict_logits(model, val_set, val_set.samples, cfg.window)
@@ -235,7 +234,7 @@ def export_run(cfg: TrainConfig, data_root: Path, out_dir: Path,
                                             n_params), **extra})
     # The exported weights as a torch state dict, so tests can hold every export to them.
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(weights, checkpoint_dir / f"{cfg.name}.pt")
+    torch.save(model.state_dict(), checkpoint_dir / f"{cfg.name}.pt")
     return [fp32, int8]
 
 

@@ -92,6 +92,8 @@ class TrainConfig:
     # Keep every epoch's weights (epoch<k>.pt) so a later step can choose the checkpoint on
     # data this run never validated on (models/device_select.py).
     keep_epochs: bool = False
+    # With icbhi_role "select": also try uniform averages of the last 2..N kept epochs.
+    select_average_max: int = 0
 
     def __post_init__(self) -> None:
         if self.loss not in ("bce", "focal"):

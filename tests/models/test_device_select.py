@@ -8,14 +8,24 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
-from steth.models.data import IGNORE, Sample
+from steth.models.data import IGNORE, Sample, build_sample_set
 from steth.models.datasets import load_icbhi
-from steth.models.device_select import best_calibration, kept_epochs, objective, select
+from steth.models.device_select import (
+    averaged_state,
+    best_calibration,
+    candidates,
+    kept_epochs,
+    objective,
+    refresh_batchnorm,
+    select,
+)
 from steth.models.export import export_run, fit_temperatures
 from steth.models.folds import build_folds
 from steth.models.lodo import fold_dir
-from steth.models.train import epoch_checkpoint_name, run_dir, train, training_recordings
+from steth.models.train import run_dir, train, training_recordings
+from steth.models.zoo import build_net
 
 from .test_training import tiny_config
 
@@ -71,18 +81,36 @@ def test_a_run_without_kept_epochs_cannot_be_selected(shared_data, tmp_path):
         kept_epochs(run)
 
 
-def test_selection_picks_a_kept_epoch_on_held_in_devices_and_the_export_uses_it(
+def test_candidates_are_every_epoch_then_averages_of_the_last_ones():
+    found = candidates([1, 2, 3, 4], max_average=3)
+    assert [c.epochs for c in found] == [(1,), (2,), (3,), (4,), (3, 4), (2, 3, 4)]
+    assert found[-1].label == "mean of epochs 2-4"
+    assert [c.epochs for c in candidates([1, 2], max_average=5)] == [(1,), (2,), (1, 2)]
+
+
+def test_an_average_of_states_is_their_element_wise_mean(tmp_path):
+    paths = []
+    for i, value in enumerate((1.0, 3.0)):
+        path = tmp_path / f"e{i}.pt"
+        torch.save({"w": torch.full((2,), value), "n": torch.tensor(i)}, path)
+        paths.append(path)
+    mean = averaged_state(paths)
+    assert torch.equal(mean["w"], torch.full((2,), 2.0))
+    assert int(mean["n"]) == 1  # integer buffers come from the last state
+
+
+def test_selection_picks_a_candidate_on_held_in_devices_and_the_export_uses_it(
         shared_data, tmp_path, monkeypatch):
     # Runs go to a fresh folder; cached features stay shared.
     monkeypatch.setattr("steth.models.train.default_cache_root", lambda: tmp_path)
     cfg = tiny_config(icbhi_role="select", keep_epochs=True, hold_out_device="Meditron",
-                      max_recordings=12)
+                      max_recordings=12, select_average_max=2)
     run = train(cfg, shared_data, progress=False)
     assert kept_epochs(run) == [1, 2]
     fold = next(f for f in build_folds(load_icbhi(shared_data, "train"))
                 if f.held_out == "Meditron")
-    chosen = select(cfg, shared_data, fold.train, fit_temperatures)
-    assert chosen.epoch in (1, 2)
+    chosen, state = select(cfg, shared_data, fold.train, fit_temperatures)
+    assert chosen.epochs in ((1,), (2,), (1, 2))
     assert chosen.icbhi_selection_score is not None
     assert chosen.icbhi_selection_cycles > 0
     assert chosen.objective == pytest.approx(objective(chosen.sprsound_validation["mean"],
@@ -94,6 +122,19 @@ def test_selection_picks_a_kept_epoch_on_held_in_devices_and_the_export_uses_it(
     export_run(cfg, shared_data, out, checkpoint_dir=out)
     manifest = json.loads((out / f"{cfg.name}.int8.onnx.manifest.json").read_text())
     assert manifest["thresholds"] == chosen.thresholds
-    assert manifest["selection"]["epoch"] == chosen.epoch
-    exported = (out / f"{cfg.name}.pt").read_bytes()
-    assert exported == (run / epoch_checkpoint_name(chosen.epoch)).read_bytes()
+    assert tuple(manifest["selection"]["epochs"]) == chosen.epochs
+    exported = torch.load(out / f"{cfg.name}.pt", weights_only=True)
+    assert all(torch.equal(exported[k], v) for k, v in state.items())
+
+
+def test_an_averaged_candidate_gets_batchnorm_statistics_from_training_batches(shared_data):
+    cfg = tiny_config(max_recordings=12)
+    model = build_net(cfg.arch, cfg.net)
+    train_recordings, _ = training_recordings(cfg, shared_data)
+    train_set = build_sample_set(train_recordings, cfg.feature_config(), cfg.window)
+    bn = model.bn0
+    assert torch.equal(bn.running_mean, torch.zeros_like(bn.running_mean))
+    refresh_batchnorm(model, cfg, train_set, n_batches=2)
+    assert not torch.equal(bn.running_mean, torch.zeros_like(bn.running_mean))
+    assert int(bn.num_batches_tracked) == 2
+    assert not model.training
