@@ -40,7 +40,7 @@ def _checked_sosfilt_kernel() -> Callable[[np.ndarray, np.ndarray, np.ndarray], 
     except (TypeError, ValueError):
         return None
     if np.array_equal(y[0], expected) and np.array_equal(state[0], expected_zi):
-        return kernel  # type: ignore[no-any-return]
+        return kernel
     return None
 
 
