@@ -6,7 +6,10 @@ Each recording is pushed as 256-sample device chunks into :class:`edge.pipeline.
 
 - Record level (tasks 2-1, 2-2): the last streamed ``verdict`` event of the recording; a
   recording in which no cycle was found gets the rule's verdict for zero cycles (Poor
-  Quality).
+  Quality). ``--verdict-rule`` also scores the same streamed cycles with another record
+  rule: one read from a file, or ``detected-validation``, the rule fitted (with
+  ``steth-export``'s grid and objective) on the cycles the pipeline detects in the model's
+  own SPRSound validation records, instead of on tiled windows as the manifest's rule is.
 - Event level (tasks 1-1, 1-2), matching rule: each annotated event is given the finding of
   the detected cycle that overlaps it longest; an event that no detected cycle overlaps is
   scored as predicted Normal (a miss). The 7-class label is the cycle's subtype, or Normal /
@@ -31,14 +34,15 @@ import json
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from steth.edge.assets import default_model_path
 from steth.edge.features import FeatureConfig, float_to_pcm16
+from steth.edge.findings import finding_of_cycle_event
 from steth.edge.infer import CycleModel, ModelError
-from steth.edge.labels import FOUR_CLASSES, POOR_QUALITY
+from steth.edge.labels import FOUR_CLASSES, POOR_QUALITY, CycleFinding, VerdictRule, record_verdict
 from steth.edge.pipeline import stream_events
 from steth.edge.segment import DetectorConfig, DetectorWeightsError
 from steth.models.benchmark import (
@@ -59,6 +63,12 @@ from steth.models.datasets import (
 )
 from steth.models.detect_eval import SEARCH_SPACE, Interval, match
 from steth.models.metrics import to_task_label
+from steth.models.verdict_fit import (
+    fit_verdict_rule,
+    manifest_validation_split,
+    record_task_scores,
+    validation_records,
+)
 
 if TYPE_CHECKING:  # the training code (and torch) loads only for --lodo-config
     from steth.models.train import TrainConfig
@@ -100,27 +110,163 @@ def score_events(rec: Recording, cycles: list[dict], rate: float) -> list[tuple[
     return pairs
 
 
-def evaluate(model: CycleModel, recordings: list[Recording], n_boot: int = 200) -> dict:
-    """Streamed scores per task and subset, summarised exactly as the benchmark does."""
-    collected = Collected()
-    n_cycles = 0
+@dataclass(frozen=True)
+class StreamedRecord:
+    """What the pipeline showed for one recording: its cycle events and its last verdict."""
+
+    rec: Recording
+    cycles: list[dict]
+    verdict: str  # the last streamed verdict (the manifest's rule), Poor Quality if none
+    detector: dict = field(default_factory=dict)  # the hello's name, version, weights hash
+
+    @property
+    def findings(self) -> list[CycleFinding]:
+        """The cycles as the edge's record rule counts them (settling ones left out)."""
+        return [f for f in map(finding_of_cycle_event, self.cycles) if f is not None]
+
+
+def stream_record(model: CycleModel, rec: Recording) -> StreamedRecord:
+    """Replay one recording (:func:`stream_recording`) and keep what the record needs."""
+    out = stream_recording(model, rec)
+    verdicts = [e for e in out if e["type"] == "verdict"]
+    hello = next((e for e in out if e["type"] == "hello"), {})
+    return StreamedRecord(rec, [e for e in out if e["type"] == "cycle"],
+                          verdicts[-1]["verdict"] if verdicts else POOR_QUALITY,
+                          hello.get("detector", {}))
+
+
+def add_record_tasks(collected: Collected, rec: Recording, verdict: str) -> None:
+    """Tasks 2-2 and 2-1 of one record's verdict."""
+    assert rec.record_label is not None
+    subset = rec.subset or "?"
+    collected.add("2-2", subset, rec.patient, rec.record_label, verdict)
+    collected.add("2-1", subset, rec.patient, to_task_label("2-1", rec.record_label),
+                  to_task_label("2-1", verdict))
+
+
+def evaluate(model: CycleModel, recordings: list[Recording], n_boot: int = 200,
+             rule: VerdictRule | None = None) -> dict:
+    """Streamed scores per task and subset, summarised exactly as the benchmark does.
+
+    With ``rule``, ``results_rule`` holds the record tasks of the same streamed cycles
+    under that rule (the verdict the edge would show with it in the manifest).
+    """
+    collected, with_rule = Collected(), Collected()
+    n_cycles, detector = 0, {}
     for rec in recordings:
-        out = stream_recording(model, rec)
-        cycles = [e for e in out if e["type"] == "cycle"]
-        n_cycles += len(cycles)
-        verdicts = [e for e in out if e["type"] == "verdict"]
-        verdict = verdicts[-1]["verdict"] if verdicts else POOR_QUALITY
-        assert rec.record_label is not None
+        streamed = stream_record(model, rec)
+        n_cycles += len(streamed.cycles)
+        detector = streamed.detector
+        add_record_tasks(collected, rec, streamed.verdict)
+        if rule is not None:
+            add_record_tasks(with_rule, rec, record_verdict(streamed.findings, rule).label)
         subset = rec.subset or "?"
-        collected.add("2-2", subset, rec.patient, rec.record_label, verdict)
-        collected.add("2-1", subset, rec.patient, to_task_label("2-1", rec.record_label),
-                      to_task_label("2-1", verdict))
-        for true, pred in score_events(rec, cycles, 8000.0):
+        for true, pred in score_events(rec, streamed.cycles, 8000.0):
             collected.add("1-2", subset, rec.patient, true, pred)
             collected.add("1-1", subset, rec.patient, to_task_label("1-1", true),
                           to_task_label("1-1", pred))
-    return {"recordings": len(recordings), "detected_cycles": n_cycles,
-            "results": summarise(collected, n_boot)}
+    # The weights hash does not cover the peak picking, so its settings are reported too.
+    settings = {k: str(v) if isinstance(v, Path) else v
+                for k, v in asdict(DetectorConfig()).items()}
+    report = {"recordings": len(recordings), "detected_cycles": n_cycles,
+              "detector": {**detector, "settings": settings},
+              "results": summarise(collected, n_boot)}
+    if rule is not None:
+        report["results_rule"] = summarise(with_rule, n_boot)
+    return report
+
+
+# ------------------------------------------------------------- record rule on detected cycles
+
+DETECTED_VALIDATION = "detected-validation"
+
+
+@dataclass(frozen=True)
+class DetectedRuleFit:
+    """The record rule fitted on the detected cycles of a run's validation records."""
+
+    rule: VerdictRule
+    scores: dict[str, float]  # validation 2-1, 2-2 and mean of the fitted rule
+    manifest_rule_scores: dict[str, float]  # the same records under the manifest's rule
+    records: tuple[str, ...]  # keys of the validation recordings streamed
+    val_fraction: float
+    seed: int
+
+    def to_dict(self) -> dict:
+        return {"rule": self.rule.to_dict(),
+                "fit": {"on": "cycles the streaming pipeline detects in the patient-disjoint "
+                              "validation split of SPRSound train (record labels)",
+                        "objective": "mean of BioCAS Scores of tasks 2-1 and 2-2",
+                        "val_fraction": self.val_fraction, "seed": self.seed,
+                        "records": len(self.records), "validation_scores": self.scores,
+                        "manifest_rule_validation_scores": self.manifest_rule_scores}}
+
+
+def fit_rule_on_detected_validation(model: CycleModel, data_root: Path, val_fraction: float,
+                                    seed: int) -> DetectedRuleFit:
+    """Fit the record rule on what the bedside sees: detected cycles, not tiled windows.
+
+    Each validation recording (:func:`verdict_fit.validation_records`, the split
+    ``steth-export`` fits the manifest's rule on) is replayed through the pipeline as the
+    test recordings are, and the grid of :func:`verdict_fit.fit_verdict_rule` is searched
+    on the cycles the edge's record would count. No test recording is read.
+    """
+    records = validation_records(data_root, val_fraction, seed)
+    if any(r.split != "train" for r in records):
+        raise DataError("a validation record outside SPRSound train: refusing to fit on it")
+    findings = [stream_record(model, r).findings for r in records]
+    labels = [str(r.record_label) for r in records]
+    rule, scores = fit_verdict_rule(findings, labels)
+    return DetectedRuleFit(rule, scores,
+                           record_task_scores(findings, labels, model.manifest.verdict_rule),
+                           tuple(r.key for r in records), val_fraction, seed)
+
+
+def load_rule(path: Path) -> VerdictRule:
+    """A record rule from a JSON file: its fields, a manifest (``verdict_rule``) or a report
+    of this command (``verdict_rule_fit.rule``)."""
+    try:
+        data = json.loads(path.read_text())
+        if "verdict_rule_fit" in data:
+            data = data["verdict_rule_fit"]["rule"]
+        elif "verdict_rule" in data:
+            data = data["verdict_rule"]
+        return VerdictRule(**data)
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise DataError(f"{path}: no record rule there ({exc})") from exc
+
+
+def _score_ci(entry: dict) -> str:
+    ci = entry.get("ci95")
+    return f"{entry['score']:.3f} ({ci[0]:.3f}–{ci[1]:.3f})" if ci else f"{entry['score']:.3f}"
+
+
+def record_rule_table(tiled: dict, streamed: dict, with_rule: dict, rule_title: str) -> str:
+    """Markdown: the combined record tasks tiled, streamed, and streamed under ``rule_title``
+    (score with its 95 % patient-bootstrap interval; streamed - tiled in points)."""
+    rows = [f"| record task | tiled | streamed (manifest rule) | streamed ({rule_title}) |",
+            "|---|---|---|---|"]
+    for task in ("2-1", "2-2"):
+        ref = tiled.get(task, {}).get("combined")
+        cells = [_score_ci(ref) if ref else "-"]
+        for results in (streamed, with_rule):
+            entry = results[task]["combined"]
+            gap = f", {100 * (entry['score'] - ref['score']):+.1f} pts" if ref else ""
+            cells.append(_score_ci(entry) + gap)
+        rows.append(f"| {task} (combined) | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def record_summary(report: dict, tiled: dict) -> dict:
+    """The numeric ``summary``: combined 2-1 and 2-2 per way of forming the verdict."""
+    ways = {"tiled": tiled, "streamed_manifest_rule": report["results"],
+            "streamed_rule": report.get("results_rule", {})}
+    summary: dict = {"recordings": report["recordings"],
+                     "detected_cycles": report["detected_cycles"]}
+    for task in ("2-1", "2-2"):
+        summary[task] = {way: float(results[task]["combined"]["score"])
+                         for way, results in ways.items() if task in results}
+    return summary
 
 
 # ---------------------------------------------------------------------------- ICBHI
@@ -555,29 +701,79 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --detector-cv: tune each fold's peak picking on the other "
                              "folds' held-out scores first (default 0: shipped settings)")
     parser.add_argument("--bootstrap", type=int, default=1000,
-                        help="ICBHI: patient resamples of the 95%% intervals")
+                        help="patient resamples of the 95%% intervals (default 1000)")
+    parser.add_argument("--verdict-rule", metavar=f"FILE|{DETECTED_VALIDATION}",
+                        help="SPRSound: also score the streamed record verdicts with another "
+                             "record rule: a JSON file (rule fields, a manifest, or a --json "
+                             f"report of this command), or {DETECTED_VALIDATION}: fit it first "
+                             "on the cycles detected in the model's SPRSound validation "
+                             "records (its manifest's split; never a test record) with "
+                             "steth-export's grid; prints tiled | streamed | streamed with it "
+                             "(tiled needs --annotated)")
     parser.add_argument("--json", type=Path, help="write the full report here")
     args = parser.parse_args(argv)
     if args.split == "icbhi":
+        if args.verdict_rule:
+            parser.error("--verdict-rule applies to the SPRSound record tasks")
         return main_icbhi(args)
     if args.lodo_config or args.detector_cv or args.detector_tune:
         parser.error("--lodo-config, --detector-cv and --detector-tune apply to --split icbhi")
+    if args.bootstrap < 0:
+        parser.error(f"--bootstrap cannot be negative ({args.bootstrap})")
+    return main_sprsound(args)
+
+
+def rule_for(arg: str, model: CycleModel, data_root: Path) -> tuple[VerdictRule, dict]:
+    """The ``--verdict-rule`` rule and what to report of where it came from."""
+    if arg != DETECTED_VALIDATION:
+        rule = load_rule(Path(arg))
+        return rule, {"rule": rule.to_dict(), "from": arg}
+    fit = fit_rule_on_detected_validation(model, data_root,
+                                          *manifest_validation_split(model.manifest.data))
+    return fit.rule, fit.to_dict()
+
+
+def main_sprsound(args: argparse.Namespace) -> int:
+    """SPRSound test: stream, print the task table (and the record-rule table), write JSON."""
     try:
         model = CycleModel(args.model or default_model_path(),
                            expected_feature_hash=FeatureConfig().hash())
         recordings = load_sprsound(args.data, "test")
         annotated = json.loads(args.annotated.read_text())["results"] if args.annotated else {}
+        rule, rule_fit = (rule_for(args.verdict_rule, model, args.data) if args.verdict_rule
+                          else (None, None))
     except (ModelError, DataError, OSError, ValueError, KeyError) as exc:
         print(f"steth-stream-eval: {exc}", file=sys.stderr)
         return 2
     if args.limit:
         recordings = recordings[:args.limit]
-    report = evaluate(model, recordings)
+    report = evaluate(model, recordings, args.bootstrap, rule)
+    report["model"] = {"file": str(args.model or default_model_path()),
+                       "weights_sha256": model.manifest.data["weights_sha256"],
+                       "version": model.manifest.version}
+    report["manifest_rule"] = model.manifest.verdict_rule.to_dict()
+    report["tiled_from"] = str(args.annotated) if args.annotated else None
     print(f"{report['recordings']} recordings, {report['detected_cycles']} detected cycles")
     print(comparison_table(report["results"], annotated))
+    if rule is not None and rule_fit is not None:
+        report["verdict_rule_fit"] = rule_fit
+        title = ("rule fitted on detected validation cycles"
+                 if args.verdict_rule == DETECTED_VALIDATION else f"rule of {args.verdict_rule}")
+        print(f"manifest rule {report['manifest_rule']}; {title}: {rule.to_dict()}")
+        if "fit" in rule_fit:
+            fit = rule_fit["fit"]
+            print(f"  fitted on {fit['records']} validation records: "
+                  + _validation_line(fit["validation_scores"], "fitted rule") + "; "
+                  + _validation_line(fit["manifest_rule_validation_scores"], "manifest rule"))
+        print(record_rule_table(annotated, report["results"], report["results_rule"], title))
     if args.json:
+        report = {"summary": record_summary(report, annotated), **report}
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0
+
+
+def _validation_line(scores: dict[str, float], name: str) -> str:
+    return f"{name} 2-1 {scores['2-1']:.3f} 2-2 {scores['2-2']:.3f} mean {scores['mean']:.3f}"
 
 
 def icbhi_option_problem(args: argparse.Namespace) -> str | None:

@@ -5,13 +5,15 @@ and "one flagged window makes the record abnormal" flags too many Normal records
 parameters (:class:`edge.labels.VerdictRule`) are therefore chosen separately, on the
 patient-disjoint validation split of the SPRSound training data, to maximise the mean of the
 record tasks 2-1 and 2-2 — never on a test set. The deployed (int8) model scores the
-windows, so the rule is fit on exactly what the product will see.
+windows tiled over each recording. The bedside instead pools the cycles its detector finds;
+``steth-stream-eval --verdict-rule detected-validation`` fits the same grid on those
+(:func:`steth.models.stream_eval.fit_rule_on_detected_validation`).
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ from steth.edge.infer import CycleModel
 from steth.edge.labels import CycleFinding, VerdictRule, record_verdict
 from steth.edge.manifest import load_manifest, manifest_path_for, write_manifest
 from steth.models.data import split_train_validation, tile_ranges
-from steth.models.datasets import load_sprsound
+from steth.models.datasets import DataError, Recording, load_sprsound
 from steth.models.feature_cache import FrontEnd, cached_features
 from steth.models.metrics import task_scores, to_task_label
 
@@ -81,6 +83,31 @@ def fit_verdict_rule(findings: Sequence[Sequence[CycleFinding]],
     return best_rule, best
 
 
+def validation_records(data_root: Path, val_fraction: float, seed: int) -> list[Recording]:
+    """The labelled records of a run's patient-disjoint SPRSound validation split.
+
+    Only the official training half is read, so no test record can be among them.
+    """
+    _, val = split_train_validation(load_sprsound(data_root, "train"), val_fraction, seed)
+    return [r for r in val if r.record_label is not None]
+
+
+def manifest_validation_split(manifest: Mapping[str, Any]) -> tuple[float, int]:
+    """(val_fraction, seed) of the validation split of the run a model was exported from.
+
+    Read from the manifest's training record with ``TrainConfig.validation_seed``'s rule
+    (``split_seed``, else ``seed``): the recipe file may name another seed than the one
+    exported (``steth-export --seed``), and the training code would pull in torch.
+    """
+    config = manifest.get("training", {}).get("config", {})
+    seed = config.get("split_seed")
+    seed = config.get("seed") if seed is None else seed
+    if "val_fraction" not in config or seed is None:
+        raise DataError("the model's manifest records no training config with val_fraction "
+                        "and seed: its validation split is unknown")
+    return float(config["val_fraction"]), int(seed)
+
+
 def fit_rule_on_validation(model: CycleModel | Any, frontend: FrontEnd, data_root: Path,
                            val_fraction: float, seed: int
                            ) -> tuple[VerdictRule, dict[str, float], dict[str, float], int]:
@@ -90,8 +117,7 @@ def fit_rule_on_validation(model: CycleModel | Any, frontend: FrontEnd, data_roo
     fraction and seed), scored through ``frontend``'s cached features. Returns the rule,
     its validation scores, the default rule's validation scores, and the record count.
     """
-    _, val = split_train_validation(load_sprsound(data_root, "train"), val_fraction, seed)
-    val = [r for r in val if r.record_label is not None]
+    val = validation_records(data_root, val_fraction, seed)
     findings = [window_findings(model, cached_features(r, frontend)) for r in val]
     labels = [str(r.record_label) for r in val]
     rule, scores = fit_verdict_rule(findings, labels)
