@@ -7,6 +7,11 @@ recordings; the ``*`` fold trains on SPRSound alone and scores every ICBHI recor
 mean of tasks 1-1/1-2), temperatures and thresholds (``steth-export``'s fit) — comes from that
 fold's own patient-disjoint validation split of its own training data.
 
+A recipe with ``icbhi_role = "select"`` (:mod:`steth.models.device_select`) learns its
+weights from SPRSound alone, in one run that every fold shares; each fold then uses its
+ICBHI recordings (again only patients who never used the held-out device) to choose the
+epoch or epoch average and to fit temperatures and thresholds, with SPRSound validation.
+
 Each step is resumable: training resumes from ``last.pt`` and a finished export is kept;
 the table is scored afresh from the exported fold models every time it is printed. Run
 folds as separate background lanes, one thread each::
@@ -137,7 +142,8 @@ def run_folds(cfg: TrainConfig, folds: list[Fold], data_root: Path) -> None:
     """Train and export each fold (resuming); :func:`summary` scores them afterwards."""
     for fold in folds:
         start = time.process_time()
-        print(f"[{fold.name}] training on SPRSound + {len(fold.train)} ICBHI recordings, "
+        role = "training" if cfg.icbhi_role == "train" else "selecting"
+        print(f"[{fold.name}] {role} on SPRSound + {len(fold.train)} ICBHI recordings, "
               f"then scoring {len(fold.test)}", flush=True)
         train_fold(fold_config(cfg, fold), data_root)
         print(f"[{fold.name}] trained and exported ({time.process_time() - start:.0f} s CPU)",
