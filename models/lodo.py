@@ -70,7 +70,9 @@ def fold_model(cfg: TrainConfig) -> Path:
 
 
 def train_fold(cfg: TrainConfig, data_root: Path) -> None:
-    from steth.models.export import export_run
+    """Train (or resume) and export one fold, with its record rule fitted as steth-export
+    fits it, so a fold model also scores the SPRSound record tasks as shipped models do."""
+    from steth.models.export import export_run, refit_verdict_rule
     from steth.models.train import train
 
     run = train(cfg, data_root, progress=False)
@@ -79,6 +81,7 @@ def train_fold(cfg: TrainConfig, data_root: Path) -> None:
     if model.is_file() and model.stat().st_mtime >= trained.stat().st_mtime:
         return
     export_run(cfg, data_root, model.parent, checkpoint_dir=model.parent)
+    refit_verdict_rule(cfg, data_root, model.parent)
 
 
 def fold_guard(cfg: TrainConfig, data_root: Path) -> tuple[GuardModel, dict]:
