@@ -239,7 +239,8 @@ class Pipeline:
     def __init__(self, model: CycleModel, emit: Emit, *, simulated: bool, transport: str,
                  mains_hz: float = 0.0, detector: DetectorConfig | None = None,
                  clock: Callable[[], float] = time.time, offline: bool = False,
-                 rate_speed: float = 1.0, block_s: float = 0.0) -> None:
+                 rate_speed: float = 1.0, block_s: float = 0.0,
+                 sample_clock: Callable[[int], float] | None = None) -> None:
         base = model.manifest.feature_config
         self.features = replace(base, filter=replace(base.filter, mains_hz=mains_hz))
         self.model = model
@@ -248,6 +249,9 @@ class Pipeline:
         self.transport = transport
         self.detector_config = detector or DetectorConfig()
         self.clock = clock
+        # A recording's own clock (sample index -> Unix seconds) when re-running a file:
+        # cycles are stamped by it, not by the delivery pace, which a file does not have.
+        self.sample_clock = sample_clock
         self.worker = InferenceWorker(model, emit, simulated, block=offline,
                                       measure_latency=not offline)
         capacity = int(self.detector_config.max_cycle_s * self.features.frames_per_second * 2)
@@ -459,9 +463,9 @@ class Pipeline:
         frames, clipped, power = self.ring.take(cycle.first, cycle.last)
         start, end = self.frame_to_sample(cycle.first + 1), self.frame_to_sample(cycle.last + 1)
         assert self.anchor is not None and self.first_audio_wall is not None
-        wall_start = max(self.first_audio_wall,
-                         self.anchor[1] - (self.anchor[0] - start)
-                         / self.delivery_rate(self.rate))
+        wall_start = (self.sample_clock(start) if self.sample_clock is not None else
+                      max(self.first_audio_wall, self.anchor[1] - (self.anchor[0] - start)
+                          / self.delivery_rate(self.rate)))
         self.cycle_id += 1
         samples = max(1, end - start)
         assert self.extractor is not None
@@ -627,7 +631,8 @@ def stream_events(samples: np.ndarray, sample_rate: int,
 
     events: list[dict] = []
     pipe = Pipeline(model, events.append, simulated=False, transport="file", offline=True,
-                    clock=wall_now, block_s=FAST_BLOCK_S, detector=detector)
+                    clock=wall_now, block_s=FAST_BLOCK_S, detector=detector,
+                    sample_clock=sample_clock)
     pipe.handle(DeviceInfo(device_id=0, fw_major=0, fw_minor=0, fw_patch=0, sensor_type=0,
                            sample_rate_hz=int(sample_rate), bit_depth=16, gain=1, codec=0,
                            link=0, frame_samples=chunk), 0.0)

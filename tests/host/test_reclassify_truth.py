@@ -8,6 +8,7 @@ and prints a table.
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -67,6 +68,12 @@ def test_reclassified_cycles_keep_the_recordings_clock(recorded, capsys):
     assert same
     for new, old in same:
         assert abs(new["wall_start"] - old["wall_start"]) < 0.5, (new, old)
+    # The re-run follows the take's clock cycle by cycle: later cycles start later, at the
+    # live pace (a replay at speed 10 runs ten times faster than its audio).
+    starts = [c["wall_start"] for c in sorted(again, key=lambda c: c["start"])]
+    assert all(b > a for a, b in itertools.pairwise(starts)), starts
+    for new, old in same:
+        assert abs(new["wall_start"] - old["wall_start"]) < 0.1, (new, old)
 
 
 def test_live_cycles_replayed_fast_start_inside_the_session(recorded):
