@@ -10,14 +10,23 @@ A cycle runs from one inspiration onset to the next (ICBHI's convention). Three 
    score of frame ``t - lookahead`` is known once frame ``t`` has arrived.
 3. :class:`BoundaryPicker` takes a score peak as a boundary once ``peak_frames`` later scores
    are lower, if it clears ``threshold`` and lies at least ``gap_fraction`` of the running
-   breath period (median of recent cycles) after the previous boundary. A cycle longer than
-   ``max_cycle_s`` is closed anyway (``forced``).
+   breath period after the previous boundary (or scores ``rephase_ratio`` times the previous
+   boundary's). The period comes from :class:`PeriodTracker` - the running autocorrelation
+   of the scores, which follows adults at 12 per minute and infants at 60 without locking
+   onto a multiple or a fraction of the breath - and is ``min_period_s`` until the scores
+   show a rhythm. A cycle longer than ``max_cycle_s`` is closed anyway (``forced``).
 
 Every boundary is therefore decided exactly ``(lookahead + peak_frames) / fps`` seconds after
-the frame it is placed on (:attr:`BreathCycleDetector.decision_delay_s`; 0.416 s with the
-committed weights), and the cost per frame is :attr:`BoundaryNet.macs_per_frame`
-multiply-accumulates (13,656 committed) plus a few comparisons. At the end of a stream
+the frame it is placed on (:attr:`BreathCycleDetector.decision_delay_s`; 0.48 s with the
+committed weights, 24 + 6 frames), and the cost per frame is :attr:`BoundaryNet.macs_per_frame`
+multiply-accumulates (23,584 committed) plus, at frames scoring above the threshold, one
+product per autocorrelation lag (about 400). At the end of a stream
 :meth:`BreathCycleDetector.finish` closes the open cycle at the last frame.
+
+Committed weights (breathseg 0.2.0) and settings, patient-grouped CV over the 43 ICBHI
+training recordings (``steth-detect-eval --cv RUN --tune 60``): event F1 0.684 at IoU 0.5,
+median onset / offset error 0.097 / 0.079 s (breathseg 0.1.0 with the old picker: 0.663,
+0.151 / 0.147 s).
 """
 
 from __future__ import annotations
@@ -46,18 +55,22 @@ class DetectorWeightsError(Exception):
 class DetectorConfig:
     """Peak-picking settings; the network's own settings travel in its manifest.
 
-    ``threshold``, ``gap_fraction`` and ``default_period_s`` come from
+    ``threshold``, ``gap_fraction``, ``period_peak_ratio`` and ``rephase_ratio`` come from
     ``steth-detect-eval --cv RUN --tune 60``: random search on the held-out scores of the
     patient-grouped fold models over the 43 ICBHI training recordings (no test data).
+    ``period_tau_s`` is a recipe choice: of 6, 12, 30, 60 and 120 s, 30 s gave the best
+    cross-validated F1 with the old fold models (0.674, against 0.656 at 12 s).
     """
 
     weights: Path | None = None  # None: the embedded steth.edge.assets detector
-    threshold: float = 0.385  # lowest boundary score taken as a boundary
+    threshold: float = 0.286  # lowest boundary score taken as a boundary
     peak_frames: int = 6  # later frames that must score lower before a peak is taken
-    gap_fraction: float = 0.755  # boundaries at least this share of the running period apart
-    min_period_s: float = 1.0  # fastest breathing considered (60 per minute)
+    gap_fraction: float = 0.716  # boundaries at least this share of the running period apart
+    min_period_s: float = 0.6  # fastest breathing considered (100 per minute; infants 60)
     max_period_s: float = 7.0
-    default_period_s: float = 2.108  # period assumed until a cycle has been seen
+    period_tau_s: float = 30.0  # memory of the score autocorrelation behind the period
+    period_peak_ratio: float = 0.721  # shortest lag whose autocorrelation peak reaches this
+    rephase_ratio: float = 1.279  # a peak this much above the last boundary's may override the gap
     max_cycle_s: float = 8.0
     envelope_band_hz: tuple[float, float] = (230.0, 420.0)  # level display only
     history_s: float = 12.0  # envelope kept for the level display
@@ -219,23 +232,91 @@ class BoundaryNet:
 # ---------------------------------------------------------------------------- stage 3
 
 
+class PeriodTracker:
+    """Causal breath period: the shortest strong peak of the scores' running autocorrelation.
+
+    A period taken from the accepted cycles locks in: once every other boundary is rejected
+    the cycles measure twice the period and the gap rule built on it keeps rejecting them
+    (infants at 60 per minute), and once expiration onsets are taken the cycles measure part
+    of the period and the gap rule keeps admitting them (adults at 12 per minute). The
+    autocorrelation of the scores does not depend on which peaks were taken. With peaks of
+    heights ``a`` (inspiration) and ``b`` (expiration) per breath, lag ``P`` scores
+    ``a^2 + b^2`` and a shorter lag at most ``a * b``, which is at most half of that; the
+    multiples of ``P`` score no more than ``P``. So the period is the shortest lag whose
+    local peak reaches ``ratio`` of the largest.
+
+    Only the part of a score above ``floor`` (the picker's threshold) counts, so the
+    baseline between boundaries adds nothing. Cost per frame: one product per lag when
+    the score is above the floor, and the decay is applied only then or when read.
+    """
+
+    def __init__(self, min_lag: int, max_lag: int, tau_frames: float, floor: float,
+                 ratio: float) -> None:
+        self.lags = np.arange(min_lag, max_lag + 1)
+        self.decay = float(np.exp(-1.0 / tau_frames))
+        self.floor, self.ratio = floor, ratio
+        self.size = max_lag + 1
+        self.reset()
+
+    def reset(self) -> None:
+        self.excess = np.zeros(self.size)  # ring buffer of the last max_lag + 1 excesses
+        self.acf = np.zeros(self.lags.size)
+        self.pos = 0
+        self.pending = 0  # frames whose decay is not yet applied to acf
+
+    def push(self, score: float) -> None:
+        self.pos = (self.pos + 1) % self.size
+        x = max(0.0, score - self.floor)
+        self.excess[self.pos] = x
+        self.pending += 1
+        if x > 0.0:
+            self._catch_up()
+            self.acf += x * self.excess[(self.pos - self.lags) % self.size]
+
+    def _catch_up(self) -> None:
+        if self.pending:
+            self.acf *= self.decay ** self.pending
+            self.pending = 0
+
+    def period(self) -> float | None:
+        """Period in frames; None until two scores above the floor have been seen."""
+        self._catch_up()
+        acf = self.acf
+        best = float(acf.max())
+        if best <= 0.0:
+            return None
+        padded = np.concatenate([[-np.inf], acf, [-np.inf]])
+        peaks = (acf >= padded[:-2]) & (acf >= padded[2:]) & (acf >= self.ratio * best)
+        return float(self.lags[int(np.argmax(peaks))])
+
+
 class BoundaryPicker:
     """Boundary scores (one per frame, in order) -> closed cycles. See the module docstring."""
 
     def __init__(self, config: DetectorConfig, fps: float) -> None:
-        self.config = config
+        self.config = c = config
         self.fps = fps
-        self.peak = int(config.peak_frames)
-        self.max_cycle = round(config.max_cycle_s * fps)
+        self.peak = int(c.peak_frames)
+        self.max_cycle = round(c.max_cycle_s * fps)
+        self.tracker = PeriodTracker(round(c.min_period_s * fps), round(c.max_period_s * fps),
+                                     c.period_tau_s * fps, c.threshold, c.period_peak_ratio)
         self.reset()
 
     def reset(self) -> None:
         self.scores: deque[float] = deque(maxlen=2 * self.peak + 1)
         self.next_frame = 0  # frame index the next score belongs to
         self.last_boundary: int | None = None
+        self.last_score = 0.0  # score of the last boundary
+        self.before_last: int | None = None  # the boundary before it
         self.provisional = 0  # stream start: a cycle from here is only ever closed by force
-        self.recent: deque[int] = deque(maxlen=5)  # lengths of recent unforced cycles
-        self.period_frames = self.config.default_period_s * self.fps
+        self.tracker.reset()
+
+    @property
+    def period_frames(self) -> float:
+        """Running breath period in frames (see :class:`PeriodTracker`); until the scores
+        show a rhythm, the shortest period (no default can suit both adults and infants)."""
+        period = self.tracker.period()
+        return self.config.min_period_s * self.fps if period is None else period
 
     def push(self, scores: np.ndarray) -> list[Cycle]:
         return [cycle for cycle, _ in self.push_decided(scores)]
@@ -245,6 +326,11 @@ class BoundaryPicker:
         closed: list[tuple[Cycle, int]] = []
         for n, score in enumerate(scores.tolist(), start=1):
             self.scores.append(score)
+            if len(self.scores) == self.scores.maxlen:
+                # The tracker reads each score once it leaves the peak window, so the
+                # period judging a candidate does not count the candidate's own pairs (a
+                # fresh split would otherwise vouch for itself early in a stream).
+                self.tracker.push(self.scores[0])
             self.next_frame += 1
             cycle = self._step()
             if cycle is not None:
@@ -258,15 +344,35 @@ class BoundaryPicker:
         start = self.last_boundary if self.last_boundary is not None else self.provisional
         if candidate - start >= self.max_cycle:
             return self._close(candidate, forced=True)
-        if self.last_boundary is not None and candidate - self.last_boundary < self._min_gap():
-            return None
         window = list(self.scores)
         centre = len(window) - 1 - self.peak
         value = window[centre]
         if (value < self.config.threshold or max(window[centre + 1:], default=-np.inf) > value
                 or max(window[:centre], default=-np.inf) >= value):
             return None
+        if self.last_boundary is not None and not self._far_enough(candidate, value):
+            return None
+        self.last_score = value
         return self._close(candidate, forced=False)
+
+    def _far_enough(self, candidate: int, value: float) -> bool:
+        """The gap rule, with one exception: the gap alone would keep the phase of whichever
+        peak came first (an expiration onset taken while the period was unknown would be
+        followed by every later one). So a peak inside the gap still counts if it scores
+        ``rephase_ratio`` times the last boundary and lies one period (within a quarter)
+        after the boundary before it: then the last one was the wrong phase."""
+        c = self.config
+        assert self.last_boundary is not None
+        gap = candidate - self.last_boundary
+        if gap < c.min_period_s * self.fps:
+            return False
+        period = self.period_frames  # read only here, at peaks: it is the costly part
+        if gap >= c.gap_fraction * period:
+            return True
+        if value < c.rephase_ratio * self.last_score:
+            return False
+        return (self.before_last is None
+                or abs(candidate - self.before_last - period) <= 0.25 * period)
 
     def finish(self, end_frame: int) -> list[Cycle]:
         """End of stream: close the open cycle at ``end_frame`` (forced) if it is long enough."""
@@ -276,22 +382,15 @@ class BoundaryPicker:
         self.last_boundary = end_frame
         return [Cycle(start, end_frame, True)]
 
-    def _min_gap(self) -> float:
-        c = self.config
-        return max(c.min_period_s * self.fps, c.gap_fraction * self.period_frames)
-
     def _close(self, boundary: int, forced: bool) -> Cycle | None:
         previous = self.last_boundary
-        self.last_boundary = boundary
+        self.last_boundary, self.before_last = boundary, previous
+        if forced:
+            self.last_score = 0.0  # not a peak: any real one after min_period_s counts
         if previous is None:
             # The first boundary opens the first cycle; only a forced close emits the
             # stretch from the stream start (so a stream without breaths still yields cycles).
             return Cycle(self.provisional, boundary, True) if forced else None
-        if not forced:
-            self.recent.append(boundary - previous)
-            c = self.config
-            self.period_frames = float(np.clip(np.median(self.recent), c.min_period_s * self.fps,
-                                               c.max_period_s * self.fps))
         return Cycle(previous, boundary, forced)
 
 
@@ -343,7 +442,7 @@ class BreathCycleDetector:
 
     @property
     def period_frames(self) -> float:
-        """Running breath period (median of recent cycles), in frames."""
+        """Running breath period (:class:`PeriodTracker`), in frames."""
         return self.picker.period_frames
 
     def boundary_scores(self, frames: np.ndarray) -> np.ndarray:

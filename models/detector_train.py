@@ -11,6 +11,15 @@ edge share one feature path.
 ``--cv`` trains one model per patient-grouped fold of the ICBHI training recordings (each
 fold's model never sees its held-out patients) and writes ``folds.json`` for
 ``steth-detect-eval --cv``; ``--final`` trains on all of them and writes the shipped weights.
+
+Optional teacher-student (``[teacher] teacher = true``): per fold, an offline bidirectional
+teacher (:class:`TorchBoundaryNet` with ``causal=False``) is trained on that fold's ICBHI
+recordings and the SPRSound weak targets, labels every frame of the SPRSound *train*
+recordings (``pseudo``: its probabilities, or bumps at its peaks), and the causal student
+learns from ICBHI and those labels - so no fold's pseudo-labels come from a teacher that saw
+its patients. Teachers are saved beside the fold models and reused by runs with the same
+teacher recipe (``--teachers RUN``). Measured in models/configs/detector.toml: it did not
+beat the plain recipe, which ships.
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ import json
 import sys
 import time
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -58,13 +67,22 @@ class DetectorTrainConfig:
     stretch: float = 0.0  # log time-stretch range (0.2: about 0.82x to 1.22x)
     mel_shift: int = 0  # roll the mel bands by up to this many
     noise: float = 0.0  # Gaussian noise on the normalised frames
+    causal: bool = True  # False: the offline teacher (sees the future, never shipped)
+    # Teacher-student: an offline (bidirectional) teacher trained on the same ICBHI
+    # recordings and SPRSound weak targets labels every frame of the SPRSound train
+    # recordings; the causal student learns from ICBHI and those labels.
+    teacher: bool = False
+    teacher_channels: int = 32
+    teacher_steps: int = 1000
+    pseudo: str = "soft"  # "soft": the teacher's probabilities; "peaks": bumps at its peaks
+    pseudo_threshold: float = 0.5  # "peaks": lowest teacher peak taken as a boundary
     features: FeatureConfig = field(default_factory=FeatureConfig)
 
     @classmethod
     def from_toml(cls, path: Path) -> DetectorTrainConfig:
         data = tomllib.loads(Path(path).read_text())
         flat = {k: v for k, v in data.items() if not isinstance(v, dict)}
-        for section in ("net", "target", "train"):
+        for section in ("net", "target", "train", "teacher"):
             flat.update(data.get(section, {}))
         if "dilations" in flat:
             flat["dilations"] = tuple(int(d) for d in flat["dilations"])
@@ -73,6 +91,11 @@ class DetectorTrainConfig:
     @property
     def norm_tau_frames(self) -> float:
         return self.norm_tau_s * self.features.frames_per_second
+
+    def teacher_config(self) -> DetectorTrainConfig:
+        """The offline teacher's recipe: bidirectional, no lookahead, its own size."""
+        return replace(self, causal=False, lookahead_frames=0, channels=self.teacher_channels,
+                       steps=self.teacher_steps, teacher=False)
 
 
 # ---------------------------------------------------------------------------- targets
@@ -146,11 +169,17 @@ def make_example(rec: Recording, cfg: DetectorTrainConfig) -> Example:
 
 
 class TorchBoundaryNet(nn.Module):
-    """The torch twin of :class:`edge.segment.BoundaryNet` (same parameter layout)."""
+    """The torch twin of :class:`edge.segment.BoundaryNet` (same parameter layout).
 
-    def __init__(self, n_mels: int, channels: int, dilations: tuple[int, ...]) -> None:
+    ``causal=False`` centres every convolution (taps at ``t - d, t, t + d``): the offline
+    teacher, which has no edge twin.
+    """
+
+    def __init__(self, n_mels: int, channels: int, dilations: tuple[int, ...],
+                 causal: bool = True) -> None:
         super().__init__()
         self.dilations = dilations
+        self.causal = causal
         self.inp = nn.Linear(n_mels, channels)
         self.convs = nn.ModuleList(nn.Conv1d(channels, channels, 3, dilation=d)
                                    for d in dilations)
@@ -160,7 +189,8 @@ class TorchBoundaryNet(nn.Module):
         """``(B, T, M)`` normalised frames -> ``(B, T)`` logits."""
         h = F.relu(self.inp(x)).transpose(1, 2)  # (B, C, T)
         for conv, d in zip(self.convs, self.dilations, strict=True):
-            h = h + F.relu(conv(F.pad(h, (2 * d, 0))))  # causal: pad the past only
+            # Causal: pad the past only; the teacher pads both sides.
+            h = h + F.relu(conv(F.pad(h, (2 * d, 0) if self.causal else (d, d))))
         return self.out(h.transpose(1, 2)).squeeze(-1)  # (B, T)
 
     def numpy_arrays(self) -> dict[str, np.ndarray]:
@@ -210,6 +240,8 @@ def sample_batch(pool: list[Example], weights: np.ndarray, cfg: DetectorTrainCon
         y, m = shift_later(y, cfg.lookahead_frames), shift_later(m, cfg.lookahead_frames)
         if start > 0:
             m[:rf] = 0.0  # a crop's first frames lack the past the stream would have had
+        if not cfg.causal and start + span < n:
+            m[-rf // 2:] = 0.0  # the teacher's last frames lack the future it would see
         pad = cfg.crop_frames - x.shape[0]
         xs.append(np.pad(x, ((0, pad), (0, 0))))
         ys.append(np.pad(y, (0, pad)))
@@ -217,25 +249,48 @@ def sample_batch(pool: list[Example], weights: np.ndarray, cfg: DetectorTrainCon
     return tuple(torch.from_numpy(np.stack(a)) for a in (xs, ys, ms))
 
 
+def new_net(cfg: DetectorTrainConfig) -> TorchBoundaryNet:
+    """The untrained network of ``cfg`` (seeded: the same start for every run of a recipe)."""
+    torch.manual_seed(cfg.seed)
+    return TorchBoundaryNet(cfg.features.n_mels, cfg.channels, cfg.dilations, cfg.causal)
+
+
+def masked_bce(logits: torch.Tensor, y: torch.Tensor, m: torch.Tensor,
+               cfg: DetectorTrainConfig) -> torch.Tensor:
+    """Mean weighted BCE over the frames whose status is known (``m``)."""
+    bce = F.binary_cross_entropy_with_logits(logits, y, reduction="none",
+                                             pos_weight=torch.tensor(cfg.pos_weight))
+    return (bce * m).sum() / m.sum().clamp(min=1.0)
+
+
+def example_loss(net: TorchBoundaryNet, examples: list[Example],
+                 cfg: DetectorTrainConfig) -> float:
+    """The training loss over whole recordings (targets shifted by the lookahead)."""
+    total = weight = 0.0
+    with torch.no_grad():
+        for ex in examples:
+            y = torch.from_numpy(shift_later(ex.y, cfg.lookahead_frames))[None]
+            m = torch.from_numpy(shift_later(ex.mask, cfg.lookahead_frames))[None]
+            logits = net(torch.from_numpy(ex.x)[None])
+            total += masked_bce(logits, y, m, cfg).item() * float(m.sum())
+            weight += float(m.sum())
+    return total / max(weight, 1.0)
+
+
 def train_net(icbhi: list[Example], sprsound: list[Example], cfg: DetectorTrainConfig,
               log=print) -> TorchBoundaryNet:
-    torch.manual_seed(cfg.seed)
+    net = new_net(cfg)
     rng = np.random.default_rng(cfg.seed)
     pool = icbhi + sprsound
     share = cfg.icbhi_share if sprsound else 1.0
     weights = np.array([share / len(icbhi)] * len(icbhi)
                        + [(1 - share) / max(1, len(sprsound))] * len(sprsound))
-    net = TorchBoundaryNet(cfg.features.n_mels, cfg.channels, cfg.dilations)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.steps)
-    pos_weight = torch.tensor(cfg.pos_weight)
     running = 0.0
     for step in range(cfg.steps):
         x, y, m = sample_batch(pool, weights / weights.sum(), cfg, rng)
-        logits = net(x)
-        loss = (F.binary_cross_entropy_with_logits(logits, y, reduction="none",
-                                                   pos_weight=pos_weight) * m).sum() \
-            / m.sum().clamp(min=1.0)
+        loss = masked_bce(net(x), y, m, cfg)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -245,6 +300,82 @@ def train_net(icbhi: list[Example], sprsound: list[Example], cfg: DetectorTrainC
         if step % 250 == 0 or step == cfg.steps - 1:
             log(f"step {step}: loss {running:.4f}")
     return net.eval()
+
+
+def teacher_peaks(p: np.ndarray, cfg: DetectorTrainConfig) -> np.ndarray:
+    """Offline peak picking of teacher scores: local maxima above ``pseudo_threshold``, at
+    least ``min_gap`` frames apart (the larger wins), rendered as the training bumps."""
+    fps = cfg.features.frames_per_second
+    gap = round(0.6 * fps)  # the edge picker's fastest breathing (min_period_s)
+    order = np.argsort(-p)
+    taken: list[int] = []
+    for i in order:
+        if p[i] < cfg.pseudo_threshold:
+            break
+        if all(abs(int(i) - j) >= gap for j in taken):
+            taken.append(int(i))
+    t = np.arange(p.size)
+    bump = np.zeros(p.size)
+    for i in taken:
+        bump = np.maximum(bump, np.exp(-0.5 * ((t - i) / (cfg.sigma_s * fps)) ** 2))
+    return bump.astype(np.float32)
+
+
+def pseudo_label(teacher: TorchBoundaryNet, examples: list[Example],
+                 cfg: DetectorTrainConfig) -> list[Example]:
+    """The examples with the teacher's labels on every frame (the whole recording counts)."""
+    out = []
+    with torch.no_grad():
+        for ex in examples:
+            p = torch.sigmoid(teacher(torch.from_numpy(ex.x)[None]))[0].numpy()
+            y = teacher_peaks(p, cfg) if cfg.pseudo == "peaks" else p.astype(np.float32)
+            out.append(Example(ex.x, y, np.ones_like(y)))
+    return out
+
+
+# Fields that do not change how the teacher is trained (the student's own, bookkeeping).
+_NOT_TEACHER_FIELDS = ("name", "version", "folds", "threads", "teacher", "teacher_channels",
+                       "teacher_steps", "pseudo", "pseudo_threshold", "features")
+
+
+def teacher_key(cfg: DetectorTrainConfig, held_out: list[str]) -> dict:
+    """What a saved teacher must have been trained with to be reused for ``cfg``."""
+    tcfg = cfg.teacher_config()
+    recipe = {k: v for k, v in asdict(tcfg).items() if k not in _NOT_TEACHER_FIELDS}
+    return json.loads(json.dumps({"recipe": recipe, "features": tcfg.features.hash(),
+                                  "held_out_patients": sorted(held_out)}))
+
+
+def teacher_for(icbhi: list[Example], sprsound: list[Example], cfg: DetectorTrainConfig,
+                held_out: list[str], saved: Path | None, log=print) -> TorchBoundaryNet:
+    """The teacher trained on exactly these examples: loaded from ``saved`` when that file
+    holds one of the same recipe and held-out patients (student variants share teachers),
+    else trained (and written there)."""
+    tcfg, key = cfg.teacher_config(), teacher_key(cfg, held_out)
+    if saved is not None and saved.is_file():
+        state = torch.load(saved, weights_only=False)
+        if state.get("key") == key:
+            net = new_net(tcfg)
+            net.load_state_dict(state["net"])
+            log(f"teacher loaded from {saved}")
+            return net.eval()
+    net = train_net(icbhi, sprsound, tcfg, lambda s: log(f"teacher {s}"))
+    if saved is not None:
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"key": key, "net": net.state_dict()}, saved)
+    return net
+
+
+def train_detector(icbhi: list[Example], sprsound: list[Example], cfg: DetectorTrainConfig,
+                   log=print, held_out: list[str] | None = None,
+                   saved_teacher: Path | None = None) -> TorchBoundaryNet:
+    """The causal network; with ``cfg.teacher`` through an offline teacher trained on the
+    same examples only (so in cross-validation it never sees the held-out patients)."""
+    if not cfg.teacher or not sprsound:
+        return train_net(icbhi, sprsound, cfg, log)
+    teacher = teacher_for(icbhi, sprsound, cfg, held_out or [], saved_teacher, log)
+    labelled = pseudo_label(teacher, sprsound, cfg)
+    return train_net(icbhi, labelled, cfg, lambda s: log(f"student {s}"))
 
 
 def export(net: TorchBoundaryNet, cfg: DetectorTrainConfig, path: Path, info: dict) -> None:
@@ -295,6 +426,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None,
                         help="--final: weights path (default edge/assets/breathseg.npz); "
                              "--cv: run folder (default ~/.cache/steth/runs/breathseg-cv)")
+    parser.add_argument("--teachers", type=Path, default=None,
+                        help="folder of saved teachers to reuse when their recipe and "
+                             "held-out patients match (default: the --cv run folder; none "
+                             "with --final)")
     args = parser.parse_args(argv)
     try:
         cfg = DetectorTrainConfig.from_toml(args.config)
@@ -317,9 +452,12 @@ def main(argv: list[str] | None = None) -> int:
         from steth.edge.assets import default_detector_path
 
         out = args.out or default_detector_path()
-        net = train_net(list(icbhi.values()), sprsound, cfg)
+        net = train_detector(list(icbhi.values()), sprsound, cfg, held_out=[],
+                             saved_teacher=args.teachers / "final.teacher.pt"
+                             if args.teachers else None)
         export(net, cfg, out, {"icbhi_train_recordings": len(icbhi),
-                               "sprsound_train_recordings": len(sprsound), "seed": cfg.seed})
+                               "sprsound_train_recordings": len(sprsound), "seed": cfg.seed,
+                               "teacher": cfg.teacher})
         print(f"wrote {out} ({time.process_time() - start:.0f} s CPU)")
         return 0
     run = args.out or default_cache_root() / "runs" / f"{cfg.name}-cv"
@@ -328,8 +466,10 @@ def main(argv: list[str] | None = None) -> int:
         train = [icbhi[r.key] for r in icbhi_recs if r.patient not in held_out]
         print(f"fold {k}: held-out patients {held_out}, {len(train)} ICBHI train recordings",
               flush=True)
-        net = train_net(train, sprsound, cfg, log=lambda s, k=k: print(f"  fold {k} {s}",
-                                                                         flush=True))
+        net = train_detector(train, sprsound, cfg,
+                             log=lambda s, k=k: print(f"  fold {k} {s}", flush=True),
+                             held_out=held_out,
+                             saved_teacher=(args.teachers or run) / f"fold{k}.teacher.pt")
         path = run / f"fold{k}.npz"
         export(net, cfg, path, {"held_out_patients": held_out, "seed": cfg.seed})
         folds.append({"weights": str(path), "held_out_patients": held_out})

@@ -41,13 +41,14 @@ def test_synthetic_boundaries_found_within_tolerance(period):
     assert [c.first for c in cycles[1:]] == [c.last for c in cycles[:-1]]
     found = np.array([(c.first + 1) / FPS for c in cycles[:1]]
                      + [(c.last + 1) / FPS for c in cycles])
-    true = np.arange(1, 10) * period  # inspiration onsets after the stream start
+    true = np.arange(0, 10) * period  # inspiration onsets (the stream starts with one)
     error = np.abs(found[:, None] - true[None, :])
-    # At least 7 of the 9 found within 0.25 s. While the running period settles from its
-    # 3.4 s default an expiration onset may be taken once (at 2 s breathing it is); from the
-    # fourth boundary on, nothing but true boundaries.
+    # At least 7 of the 10 found within 0.25 s. Until the scores show a rhythm the picker
+    # allows any gap of min_period_s, so expiration onsets may be taken early on (at 3 s
+    # breathing two are, in the first 5 s); from the fifth boundary on, nothing but true
+    # boundaries.
     assert np.count_nonzero(error.min(axis=0) <= 0.25) >= 7, (found, true)
-    assert np.all(error.min(axis=1)[3:] <= 0.25), (found, true)
+    assert np.all(error.min(axis=1)[4:] <= 0.25), (found, true)
 
 
 # ---------------------------------------------------------------- streaming
@@ -110,7 +111,7 @@ def test_finish_closes_the_open_cycle_at_the_last_frame():
 
 def picker(**overrides) -> BoundaryPicker:
     config = DetectorConfig(**{"threshold": 0.5, "peak_frames": 3, "gap_fraction": 0.5,
-                               "min_period_s": 1.0, "default_period_s": 3.0,
+                               "min_period_s": 1.0,
                                "max_cycle_s": 8.0, **overrides})
     return BoundaryPicker(config, FPS)
 
@@ -242,9 +243,10 @@ def test_numpy_network_matches_its_torch_twin():
 # The committed weights were trained on all 43 ICBHI training recordings, so the ICBHI slice
 # is an in-sample check (the honest number is the patient-grouped cross-validation quoted
 # in the closing note); the SPRSound test slice was never used for training or tuning.
-ICBHI_SLICE_F1_FLOOR = 0.63  # measured 0.701 (in-sample)
-SPRSOUND_SLICE_RECALL_FLOOR = 0.75  # measured 0.838
-SPRSOUND_SLICE_OUTSIDE_CEILING = 0.70  # measured 0.622 (about 60 % of the audio is unannotated)
+ICBHI_SLICE_F1_FLOOR = 0.60  # measured 0.640 (in-sample; 0.1.0: 0.701, trained without
+# augmentation it fitted these recordings more closely, yet cross-validated worse)
+SPRSOUND_SLICE_RECALL_FLOOR = 0.85  # measured 0.957 (0.1.0: 0.838)
+SPRSOUND_SLICE_OUTSIDE_CEILING = 0.70  # measured 0.625 (about 60 % of the audio is unannotated)
 
 
 def test_icbhi_slice_above_floor(shared_data):
