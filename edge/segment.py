@@ -217,12 +217,18 @@ class BoundaryNet:
     def push(self, x: np.ndarray) -> np.ndarray:
         """Normalised frames ``(n, M)`` -> logits ``(n,)`` of frames ``t - lookahead``."""
         n = x.shape[0]
-        h = np.maximum(x @ self.in_w_t + self.in_b, 0.0)  # (n, C)
+        h = x @ self.in_w_t  # (n, C)
+        h += self.in_b
+        np.maximum(h, 0.0, out=h)
         for k, ((_, b), d) in enumerate(zip(self.convs, self.dilations, strict=True)):
             buf = np.concatenate([self.history[k], h])  # (2d + n, C)
             taps = np.concatenate([buf[:n], buf[d:d + n], buf[2 * d:]], axis=1)  # (n, 3C)
-            self.history[k] = buf[n:]  # the last 2d inputs
-            h = h + np.maximum(taps @ self.taps_w[k] + b, 0.0)  # (n, C)
+            self.history[k] = buf[n:]  # the last 2d inputs (buf is a copy: h may change)
+            # In place, the same operations in the same order as h + max(taps W + b, 0).
+            y = taps @ self.taps_w[k]  # (n, C)
+            y += b
+            np.maximum(y, 0.0, out=y)
+            h += y
         return h @ self.out_w + self.out_b  # (n,)
 
     def reset(self) -> None:
@@ -344,10 +350,12 @@ class BoundaryPicker:
         start = self.last_boundary if self.last_boundary is not None else self.provisional
         if candidate - start >= self.max_cycle:
             return self._close(candidate, forced=True)
+        centre = len(self.scores) - 1 - self.peak
+        value = self.scores[centre]
+        if value < self.config.threshold:
+            return None  # most frames: no need to look at the window
         window = list(self.scores)
-        centre = len(window) - 1 - self.peak
-        value = window[centre]
-        if (value < self.config.threshold or max(window[centre + 1:], default=-np.inf) > value
+        if (max(window[centre + 1:], default=-np.inf) > value
                 or max(window[:centre], default=-np.inf) >= value):
             return None
         if self.last_boundary is not None and not self._far_enough(candidate, value):

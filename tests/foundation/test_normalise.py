@@ -3,6 +3,8 @@ and training's cached frames are the edge's."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from scipy.signal import firwin2, freqz, lfilter
@@ -162,3 +164,25 @@ def test_cached_training_frames_equal_the_edges_streamed_frames(shared_data, tmp
     streamed = np.concatenate(out)
     assert streamed.shape == cached.shape
     np.testing.assert_allclose(streamed, cached, atol=2e-4)
+
+
+@pytest.mark.parametrize("cumulative_start", [True, False])
+def test_the_running_mean_is_the_same_through_scipy_s_loop_and_the_plain_recursion(
+        cumulative_start):
+    from steth.edge import normalise
+
+    x = np.random.default_rng(5).normal(size=(300, 8))
+    cuts = [0, 1, 7, 13, 40, 41, 300]
+    results = []
+    for kernel in (normalise._LFILTER_KERNEL, None):
+        original, normalise._LFILTER_KERNEL = normalise._LFILTER_KERNEL, kernel
+        try:
+            mean, parts = None, []
+            for a, b in itertools.pairwise(cuts):
+                out, mean = running_mean(x[a:b], 0.97, a, mean, cumulative_start)
+                parts.append(out)
+            results.append(np.concatenate(parts))
+        finally:
+            normalise._LFILTER_KERNEL = original
+    assert np.array_equal(results[0], results[1])
+    assert normalise._LFILTER_KERNEL is not None  # scipy's loop passed its check here
