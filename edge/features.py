@@ -156,13 +156,14 @@ class FeatureExtractor:
         if n_frames <= 0:
             self.pending = buffer
             return np.zeros((0, c.n_mels), dtype=np.float32)
-        starts = np.arange(n_frames) * c.hop
-        frames = buffer[starts[:, None] + np.arange(c.n_fft)[None, :]] * self.window
+        # Frame k is buffer[k*hop : k*hop + n_fft]: strided views, no index arrays.
+        windows = np.lib.stride_tricks.sliding_window_view(buffer, c.n_fft)[::c.hop][:n_frames]
+        frames = windows * self.window
         power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
         logmel = np.log(power.astype(np.float32) @ self.mel + c.log_floor)
         self.pending = buffer[n_frames * c.hop:]
         self.frames_out += n_frames
-        return logmel.astype(np.float32)
+        return logmel.astype(np.float32, copy=False)
 
 
 def pcm16_to_float(samples: np.ndarray) -> np.ndarray:
