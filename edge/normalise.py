@@ -55,9 +55,6 @@ class NormConfig:
         return asdict(self)
 
 
-SHORT_BLOCK = 16  # frames up to which running_mean steps its recursion in Python
-
-
 def _checked_lfilter_kernel() -> Callable[..., tuple[np.ndarray, np.ndarray]] | None:
     """scipy's C loop behind ``lfilter``, if it still reproduces ``lfilter`` bit for bit.
 
@@ -122,21 +119,12 @@ def running_mean(x: np.ndarray, alpha: float, count: int, mean: np.ndarray | Non
         rest = x[done:]
         if current is None:  # the exponential phase starts at the very first frame
             current = rest[0]
+        # m[t] = alpha m[t-1] + (1 - alpha) x[t]; the filter's state for it is alpha m[t-1].
+        b, a, zi = np.array([1.0 - alpha]), np.array([1.0, -alpha]), (alpha * current)[None, :]
         if _LFILTER_KERNEL is not None:
-            # m[t] = alpha m[t-1] + (1 - alpha) x[t]; the filter's state is alpha m[t-1].
-            out[done:], _ = _LFILTER_KERNEL(np.array([1.0 - alpha]), np.array([1.0, -alpha]),
-                                            rest, 0, (alpha * current)[None, :])
-        elif rest.shape[0] <= SHORT_BLOCK:
-            # A streaming block of a few frames: the recursion itself costs less than
-            # lfilter's set-up, and does the same arithmetic.
-            gain = 1.0 - alpha
-            for t in range(rest.shape[0]):
-                current = alpha * current + gain * rest[t]
-                out[done + t] = current
+            out[done:], _ = _LFILTER_KERNEL(b, a, rest, 0, zi)
         else:
-            # m[t] = alpha m[t-1] + (1 - alpha) x[t]; lfilter's state for it is alpha m[t-1].
-            out[done:], _ = lfilter([1.0 - alpha], [1.0, -alpha], rest, axis=0,
-                                    zi=(alpha * current)[None, :])
+            out[done:], _ = lfilter(b, a, rest, axis=0, zi=zi)
         current = out[-1]
     return out, np.array(current, dtype=np.float64)
 

@@ -131,6 +131,7 @@ def match_icbhi(detected: list[Interval], rec: Recording) -> RecordingMatch:
 
 
 def _f1(n_match: int, n_det: int, n_true: int) -> float:
+    """F1 from counts: 2 matched / (detected + annotated)."""
     return 2 * n_match / (n_det + n_true) if n_det + n_true else 0.0
 
 
@@ -143,8 +144,8 @@ def summarise_icbhi(results: list[RecordingMatch]) -> IcbhiDetection:
     outside = sum(r.outside_span for r in results)
     precision = n_match / n_det if n_det else 0.0
     recall = n_match / n_true if n_true else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return IcbhiDetection(len(results), n_true, n_det, n_match, precision, recall, f1,
+    return IcbhiDetection(len(results), n_true, n_det, n_match, precision, recall,
+                          _f1(n_match, n_det, n_true),
                           float(np.median(onset)) if onset else float("nan"),
                           float(np.median(offset)) if offset else float("nan"),
                           rate_bands(results), _f1(n_match, n_det - outside, n_true))
@@ -175,9 +176,9 @@ def rate_bands(results: list[RecordingMatch]) -> dict[str, dict]:
         spurious = sum(_band_of(x) == name for r in results for x in r.unmatched_rates)
         precision = len(pairs) / (len(pairs) + spurious) if pairs or spurious else 0.0
         recall = len(pairs) / truth if truth else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         out[name] = {"annotated": truth, "matched": len(pairs), "unpaired_detections": spurious,
-                     "precision": precision, "recall": recall, "f1": f1,
+                     "precision": precision, "recall": recall,
+                     "f1": _f1(len(pairs), len(pairs) + spurious, truth),
                      "median_onset_error_s": float(np.median([p[0] for p in pairs]))
                      if pairs else float("nan"),
                      "median_offset_error_s": float(np.median([p[1] for p in pairs]))

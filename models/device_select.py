@@ -42,10 +42,9 @@ from steth.models.train import (
 )
 from steth.models.zoo import build_net
 
+# The crackle/wheeze threshold grid of every calibration (steth-export's too).
 THRESHOLD_GRID = tuple(float(t) for t in np.round(np.arange(0.2, 0.81, 0.05), 2))
 SELECTION_FILE = "selection.json"
-
-
 BN_REFRESH_BATCHES = 50
 
 
@@ -205,11 +204,12 @@ def select(cfg: TrainConfig, data_root: Path, selection_recordings: Sequence[Rec
         model = candidate_model(cfg, run, candidate, train_set)
         spr_logits = predict_logits(model, spr, spr.samples, cfg.window)
         icbhi_logits = None
-        temps = fit_temperatures(spr_logits, spr.samples)
         if icbhi_samples:
             icbhi_logits = predict_logits(model, icbhi, icbhi_samples, cfg.window)
             both = {k: np.concatenate([spr_logits[k], icbhi_logits[k]]) for k in spr_logits}
             temps = fit_temperatures(both, spr.samples + icbhi_samples)
+        else:
+            temps = fit_temperatures(spr_logits, spr.samples)
         value, th, spr_scores, icbhi_value = best_calibration(
             spr.samples, spr_logits, icbhi_samples, icbhi_logits, temps)
         if best is None or value > best[0].objective:

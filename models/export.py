@@ -22,15 +22,13 @@ from steth.edge.labels import EVENT_CLASSES, FOUR_CLASSES, VerdictRule
 from steth.edge.manifest import write_manifest
 from steth.models import TRAINING_OUTPUTS
 from steth.models.datasets import DataError, default_data_root, load_icbhi
-from steth.models.device_select import SELECTION_FILE, Selection, select
+from steth.models.device_select import SELECTION_FILE, Selection, best_calibration, select
 from steth.models.folds import fold_training_recordings
 from steth.models.guard_fit import fit_guard
 from steth.models.metrics import expected_calibration_error
 from steth.models.nets import BreathNet
 from steth.models.train import (
     TrainConfig,
-    event_predictions,
-    event_scores,
     load_data,
     predict_logits,
     run_dir,
@@ -78,16 +76,8 @@ def fit_temperatures(logits: dict[str, np.ndarray], samples: list) -> dict[str, 
 def tune_thresholds(logits: dict[str, np.ndarray], samples: list,
                     temps: dict[str, float]) -> tuple[dict[str, float], dict[str, float]]:
     """Crackle/wheeze thresholds maximising the validation mean of tasks 1-1 and 1-2."""
-    grid = np.round(np.arange(0.2, 0.81, 0.05), 2)
-    best: tuple[float, dict[str, float], dict[str, float]] = (-1.0, {}, {})
-    preds = event_predictions(logits, {}, temps)
-    for tc in grid:
-        for tw in grid:
-            th = {"crackle": float(tc), "wheeze": float(tw), "quality": 0.5}
-            scores = event_scores(samples, preds, th)
-            if scores["mean"] > best[0]:
-                best = (scores["mean"], th, scores)
-    return best[1], best[2]
+    _, thresholds, scores, _ = best_calibration(samples, logits, [], None, temps)
+    return thresholds, scores
 
 
 def calibration_report(logits: dict[str, np.ndarray], samples: list,

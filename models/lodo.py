@@ -58,10 +58,9 @@ def fold_config(cfg: TrainConfig, fold: Fold) -> TrainConfig:
 
 
 def fold_dir(cfg: TrainConfig) -> Path:
-    """A fold's own folder: its training run, or for a recipe that selects on the held-in
-    stethoscopes (whose folds share one SPRSound-only run) a folder beside that run."""
-    if cfg.icbhi_role != "select":
-        return run_dir(cfg)
+    """A fold's own folder: where a training fold's run lives (``run_dir``). Folds of a
+    recipe that selects on the held-in stethoscopes share one SPRSound-only run, so each
+    keeps its choice and export in the folder a training fold would have."""
     return run_dir(dataclasses.replace(cfg, icbhi_role="train"))
 
 

@@ -237,8 +237,8 @@ def load_rule(path: Path) -> VerdictRule:
 
 
 def _score_ci(entry: dict) -> str:
-    ci = entry.get("ci95")
-    return f"{entry['score']:.3f} ({ci[0]:.3f}–{ci[1]:.3f})" if ci else f"{entry['score']:.3f}"
+    return (f"{entry['score']:.3f} ({_ci(entry)})" if entry.get("ci95")
+            else f"{entry['score']:.3f}")
 
 
 def record_rule_table(tiled: dict, streamed: dict, with_rule: dict, rule_title: str) -> str:
