@@ -23,7 +23,7 @@ from steth.edge.manifest import write_manifest
 from steth.models import TRAINING_OUTPUTS
 from steth.models.datasets import DataError, default_data_root, load_icbhi
 from steth.models.device_select import SELECTION_FILE, Selection, best_calibration, select
-from steth.models.folds import fold_training_recordings
+from steth.models.folds import ALL_ICBHI, fold_training_recordings
 from steth.models.guard_fit import fit_guard
 from steth.models.metrics import expected_calibration_error
 from steth.models.nets import BreathNet
@@ -158,12 +158,27 @@ def manifest_fields(cfg: TrainConfig, precision: str, temps: dict[str, float],
         "calibration": {"calibrated": True, "method": "temperature scaling on validation",
                         "temperature": temps, **ece},
         "verdict_rule": VerdictRule().to_dict(),
-        "training": {"data": "SPRSound 2022 train (children 1 month-18 years) + ICBHI 2017 "
-                             "training recordings present (adults and children)",
+        "training": {"data": training_data_text(cfg),
                      "validation": "patient-disjoint split of the training data",
                      "validation_scores": val_scores, "parameters": n_params,
                      "config": json.loads(json.dumps(cfg, default=lambda o: o.__dict__))},
     }
+
+
+def training_data_text(cfg: TrainConfig) -> str:
+    """What the weights learnt from and what chose the epoch and calibration, in words."""
+    sprsound = "SPRSound 2022 train (children 1 month-18 years)"
+    if not cfg.use_icbhi or cfg.hold_out_device == ALL_ICBHI:
+        icbhi = ""
+    elif cfg.hold_out_device:
+        icbhi = (f"the ICBHI 2017 training recordings of patients who never used the "
+                 f"{cfg.hold_out_device}")
+    else:
+        icbhi = "the ICBHI 2017 training recordings present (adults and children)"
+    if cfg.icbhi_role == "select":
+        chosen = "SPRSound validation" + (f" and {icbhi}" if icbhi else " alone")
+        return f"weights: {sprsound} alone; checkpoint, temperatures and thresholds: {chosen}"
+    return sprsound + (f" + {icbhi}" if icbhi else " alone")
 
 
 def select_on_unheard_devices(cfg: TrainConfig, data_root: Path

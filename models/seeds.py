@@ -16,6 +16,7 @@ from pathlib import Path
 
 from steth.edge.infer import ModelError
 from steth.models.datasets import DataError, default_data_root
+from steth.models.device_select import SELECTION_FILE
 from steth.models.export import export_run, refit_verdict_rule
 from steth.models.train import TrainConfig, run_dir
 
@@ -25,6 +26,18 @@ TASKS = ("1-1", "1-2", "2-1", "2-2", "icbhi")
 def best_validation(cfg: TrainConfig) -> dict:
     history = json.loads((run_dir(cfg) / "history.json").read_text())
     return max(history, key=lambda h: h["val"]["mean"])
+
+
+def exported_validation(cfg: TrainConfig, out: Path) -> tuple[str, dict]:
+    """What the export in ``out`` was chosen as, and its SPRSound validation scores: the
+    selection's (``icbhi_role = "select"``: an epoch or a weight average) or the best epoch's.
+    """
+    selection = out / SELECTION_FILE
+    if selection.is_file():
+        chosen = json.loads(selection.read_text())
+        return chosen["label"], chosen["sprsound_validation"]
+    best = best_validation(cfg)
+    return f"epoch {best['epoch']}", best["val"]
 
 
 def seed_result(cfg: TrainConfig, data_root: Path, n_boot: int) -> dict:
@@ -38,8 +51,8 @@ def seed_result(cfg: TrainConfig, data_root: Path, n_boot: int) -> dict:
     refit_verdict_rule(cfg, data_root, out)
     report = run(out / f"{cfg.name}.int8.onnx", data_root, "combined", n_boot=n_boot,
                  show_progress=False)
-    best = best_validation(cfg)
-    result = {"seed": cfg.seed, "best_epoch": best["epoch"], "validation": best["val"],
+    chosen, validation = exported_validation(cfg, out)
+    result = {"seed": cfg.seed, "chosen": chosen, "validation": validation,
               "test_combined": {t: report["results"][t]["combined"]["score"] for t in TASKS}}
     saved.write_text(json.dumps(result, indent=2) + "\n")
     return result

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
+from steth.models.benchmark import trained_on_icbhi_train
 from steth.models.data import IGNORE, Sample, build_sample_set
 from steth.models.datasets import load_icbhi
 from steth.models.device_select import (
+    SELECTION_FILE,
     averaged_state,
     best_calibration,
     candidates,
@@ -21,9 +24,10 @@ from steth.models.device_select import (
     refresh_batchnorm,
     select,
 )
-from steth.models.export import export_run, fit_temperatures
-from steth.models.folds import build_folds
+from steth.models.export import export_run, fit_temperatures, training_data_text
+from steth.models.folds import ALL_ICBHI, build_folds
 from steth.models.lodo import fold_dir
+from steth.models.seeds import exported_validation
 from steth.models.train import run_dir, train, training_recordings
 from steth.models.zoo import build_net
 
@@ -122,6 +126,7 @@ def test_selection_picks_a_candidate_on_held_in_devices_and_the_export_uses_it(
     export_run(cfg, shared_data, out, checkpoint_dir=out)
     manifest = json.loads((out / f"{cfg.name}.int8.onnx.manifest.json").read_text())
     assert manifest["thresholds"] == chosen.thresholds
+    assert "never used the Meditron" in manifest["training"]["data"]
     assert tuple(manifest["selection"]["epochs"]) == chosen.epochs
     exported = torch.load(out / f"{cfg.name}.pt", weights_only=True)
     assert all(torch.equal(exported[k], v) for k, v in state.items())
@@ -138,3 +143,40 @@ def test_an_averaged_candidate_gets_batchnorm_statistics_from_training_batches(s
     assert not torch.equal(bn.running_mean, torch.zeros_like(bn.running_mean))
     assert int(bn.num_batches_tracked) == 2
     assert not model.training
+
+
+def manifest_of(cfg) -> SimpleNamespace:
+    config = {"use_icbhi": cfg.use_icbhi, "hold_out_device": cfg.hold_out_device,
+              "icbhi_role": cfg.icbhi_role}
+    return SimpleNamespace(manifest=SimpleNamespace(data={"training": {"config": config}}))
+
+
+def test_a_recipe_holding_out_every_icbhi_device_scores_icbhi_out_of_sample_and_says_so():
+    alone = tiny_config(icbhi_role="select", hold_out_device=ALL_ICBHI)
+    assert training_data_text(alone).endswith("SPRSound validation alone")
+    assert "ICBHI" not in training_data_text(alone)
+    assert not trained_on_icbhi_train(manifest_of(alone), "train")
+    fold = tiny_config(icbhi_role="select", hold_out_device="Meditron")
+    assert trained_on_icbhi_train(manifest_of(fold), "train")
+    assert not trained_on_icbhi_train(manifest_of(fold), "test")
+    everything = tiny_config()
+    assert "+ the ICBHI 2017 training recordings" in training_data_text(everything)
+    assert trained_on_icbhi_train(manifest_of(everything), "train")
+    assert not trained_on_icbhi_train(manifest_of(tiny_config(use_icbhi=False)), "train")
+
+
+def test_seeds_of_a_select_recipe_are_compared_on_what_their_export_chose(tmp_path,
+                                                                          monkeypatch):
+    monkeypatch.setattr("steth.models.train.default_cache_root", lambda: tmp_path)
+    cfg = tiny_config(icbhi_role="select", keep_epochs=True)
+    run = run_dir(cfg)
+    run.mkdir(parents=True)
+    history = [{"epoch": 1, "val": {"mean": 0.70}}, {"epoch": 2, "val": {"mean": 0.75}}]
+    (run / "history.json").write_text(json.dumps(history))
+    out = tmp_path / "export"
+    out.mkdir()
+    # Without a selection the best epoch of the history stands for the seed.
+    assert exported_validation(cfg, out) == ("epoch 2", {"mean": 0.75})
+    chosen = {"label": "average of epochs 1-2", "sprsound_validation": {"mean": 0.77}}
+    (out / SELECTION_FILE).write_text(json.dumps(chosen))
+    assert exported_validation(cfg, out) == ("average of epochs 1-2", {"mean": 0.77})
