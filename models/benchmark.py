@@ -37,7 +37,7 @@ from steth.edge.infer import (
 from steth.edge.labels import VerdictRule, event_to_four_class, record_verdict
 from steth.models.datasets import DataError, Recording, default_data_root, load_icbhi, load_sprsound
 from steth.models.feature_cache import FrontEnd, cached_features
-from steth.models.folds import ALL_ICBHI
+from steth.models.folds import icbhi_use
 from steth.models.metrics import (
     TASK_LABELS,
     all_normal_baseline,
@@ -439,8 +439,7 @@ def trained_on_icbhi_train(model: CycleModel | TorchCycleModel, icbhi_split: str
     half for weights or choices (every recipe does unless ``use_icbhi = false`` or it holds
     out every ICBHI device, ``hold_out_device = "*"``; a device-fold model used part of it)."""
     config = model.manifest.data.get("training", {}).get("config", {})
-    used = bool(config.get("use_icbhi", True)) and config.get("hold_out_device", "") != ALL_ICBHI
-    return icbhi_split == "train" and used
+    return icbhi_split == "train" and icbhi_use(config) != "none"
 
 
 def score(model: CycleModel | TorchCycleModel, data_root: Path, split: str, *,

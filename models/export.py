@@ -225,7 +225,10 @@ def export_run(cfg: TrainConfig, data_root: Path, out_dir: Path,
     extra = {"guard": guard.to_dict(), "guard_fit": guard_fit}
     if selection is not None:
         extra["selection"] = selection.to_dict()
-        (out_dir / SELECTION_FILE).write_text(json.dumps(selection.to_dict(), indent=2) + "\n")
+        # Beside the checkpoint (training outputs), not among the runtime's package data.
+        checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        (checkpoint_dir / SELECTION_FILE).write_text(
+            json.dumps(selection.to_dict(), indent=2) + "\n")
     write_manifest(fp32, {**manifest_fields(cfg, "fp32", temps, thresholds, ece, val_scores,
                                             n_params), **extra})
     rng = np.random.default_rng(cfg.seed)
@@ -275,7 +278,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.verdict_only:
             paths = refit_verdict_rule(cfg, args.data, args.out)
         else:
-            paths = export_run(cfg, args.data, args.out)
+            # Exporting elsewhere than the runtime's assets leaves the shipped checkpoint be.
+            checkpoints = TRAINING_OUTPUTS if args.out == DEFAULT_EXPORT_DIR else args.out
+            paths = export_run(cfg, args.data, args.out, checkpoint_dir=checkpoints)
             paths += refit_verdict_rule(cfg, args.data, args.out)
     except (DataError, FileNotFoundError, ModelError) as exc:
         print(f"steth-export: {exc}", file=sys.stderr)

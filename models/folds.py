@@ -31,6 +31,15 @@ class Fold:
         return fold_name(self.held_out)
 
 
+def icbhi_use(config: dict) -> str:
+    """How a recipe (a manifest's ``training.config``) used the ICBHI training recordings:
+    ``"weights"`` (trained on them), ``"choices"`` (they chose the checkpoint and
+    calibration only) or ``"none"``."""
+    if not config.get("use_icbhi", True) or config.get("hold_out_device", "") == ALL_ICBHI:
+        return "none"
+    return "choices" if config.get("icbhi_role", "train") == "select" else "weights"
+
+
 def fold_name(held_out: str) -> str:
     """A folder-safe name: the device, or ``all-icbhi`` for the SPRSound-only fold."""
     return "all-icbhi" if held_out == ALL_ICBHI else re.sub(r"[^A-Za-z0-9_-]", "_", held_out)

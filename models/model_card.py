@@ -28,7 +28,7 @@ from steth.edge.normalise import NormConfig
 from steth.models import TRAINING_OUTPUTS
 from steth.models.benchmark import DEVICE_COLUMNS, device_cells
 from steth.models.datasets import DataError, default_data_root
-from steth.models.folds import ALL_ICBHI, fold_name
+from steth.models.folds import ALL_ICBHI, fold_name, icbhi_use
 
 TASKS = ("1-1", "1-2", "2-1", "2-2", "icbhi")
 TASK_NAMES = {"1-1": "event, Normal vs Adventitious", "1-2": "event, 7 classes",
@@ -179,6 +179,21 @@ def icbhi_population(devices: dict | None) -> str:
             f"stethoscopes ({names}).")
 
 
+def icbhi_role_text(config: dict, devices: dict | None) -> str:
+    """What the ICBHI recordings were to this model: training data, judges of the choices,
+    or nothing (then every ICBHI score of it is out-of-sample)."""
+    use = icbhi_use(config)
+    if use == "none":
+        return ("No ICBHI recording (adults, three other stethoscopes) trained or chose "
+                "anything: weights and choices come from children on one stethoscope, and "
+                "every ICBHI score of this model is out-of-sample.")
+    if use == "choices":
+        return (f"{icbhi_population(devices)} They chose the checkpoint and calibration; the "
+                "weights learnt from the children alone.")
+    return (f"{icbhi_population(devices)} Adults are therefore a small minority of the "
+            "training data.")
+
+
 def optional_float(entry: dict, key: str) -> float | None:
     value = entry.get(key)
     return None if value is None else float(value)
@@ -208,6 +223,7 @@ def lodo_result(data: dict) -> dict:
             "folds": [score_row(r, fold=str(r["fold"])) for r in data["folds"]],
             "pooled": None if pooled is None else score_row(pooled, fold="pooled"),
             "mean_device_score": optional_float(data, "mean_device_score"),
+            "sprsound_only_mean": optional_float(data, "sprsound_only_mean_device_score"),
             "missing_folds": [str(f) for f in data.get("missing_folds", [])],
             "guard": [fold_guard(g) for g in data.get("guard", [])]}
 
@@ -394,13 +410,18 @@ def lodo_comparison(results: Sequence[dict]) -> list[str]:
         by_device = {r["device"]: r for r in res["folds"] if is_device_fold(r)}
         pooled = res["pooled"]
         mean = res["mean_device_score"]
+        alone = res.get("sprsound_only_mean")
         rows.append([recipe_label(res)]
                     + [f"{by_device[d]['score']:.3f}" if d in by_device else "not run"
                        for d in devices]
                     + ["-" if mean is None else f"{mean:.3f}",
-                       "-" if pooled is None else _score(pooled)])
-    return ["Score on each held-out device, in the order the files were given:", "",
-            *md_table(("recipe", *devices, "mean of devices", "pooled (95% CI)"), rows)]
+                       "-" if pooled is None else _score(pooled),
+                       "-" if alone is None else f"{alone:.3f}"])
+    return ["Score on each held-out device, in the order the files were given; the last "
+            f"column is the `{SPRSOUND_ONLY_FOLD}` fold's mean over the same devices, every "
+            "one of them unseen:", "",
+            *md_table(("recipe", *devices, "mean of devices", "pooled (95% CI)",
+                       f"{SPRSOUND_ONLY_FOLD} fold, mean of devices"), rows)]
 
 
 def lodo_recipe(result: dict) -> list[str]:
@@ -535,8 +556,8 @@ def card_markdown(manifest: dict, results: dict[str, dict], slice_scores: dict[s
         "", "## Training data and population", "",
         f"- {training['data']}.",
         "- SPRSound: children aged 1 month to 18 years, one hospital, one electronic "
-        f"stethoscope (Yunting model II), 8 kHz. {icbhi_population(extras.devices)} Adults "
-        "are therefore a small minority of the training data.",
+        f"stethoscope (Yunting model II), 8 kHz. "
+        f"{icbhi_role_text(training.get('config', {}), extras.devices)}",
         f"- Model selection: {training['validation']}; nothing was selected on a test set.",
         "- Rare classes: the sampler draws samples with weight 1/sqrt(class frequency) and the "
         "subtype loss uses the same weights, so rare subtypes are seen more without being "
@@ -563,8 +584,11 @@ def card_markdown(manifest: dict, results: dict[str, dict], slice_scores: dict[s
         "", "## Known limits", "",
         "- Not yet validated on audio from our own sensor; see docs/device_validation.md.",
         "- Trained on one paediatric data set from one hospital and device; performance on "
-        "adults, other chest pieces and other populations is unknown beyond the ICBHI "
-        "recordings used in training and the leave-one-device-out folds above.",
+        "adults, other chest pieces and other populations is unknown beyond "
+        + ("the ICBHI recordings scored above, none of which it heard, "
+           if icbhi_use(training.get("config", {})) == "none"
+           else "the ICBHI recordings used in training ")
+        + "and the leave-one-device-out folds above.",
         "- Rare subtypes (Stridor, Wheeze+Crackle, Coarse Crackle, Rhonchi) are poorly "
         "recognised; the product's 4-class finding is the supported output.",
         "- Poor Quality records are mostly not recognised as such (see the 2-2 confusion in "

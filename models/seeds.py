@@ -47,7 +47,7 @@ def seed_result(cfg: TrainConfig, data_root: Path, n_boot: int) -> dict:
     saved = out / "seed_result.json"
     if saved.is_file():  # exported and benchmarked already: the files are pinned by hash
         return json.loads(saved.read_text())
-    export_run(cfg, data_root, out)
+    export_run(cfg, data_root, out, checkpoint_dir=out)  # the shipped checkpoint stays
     refit_verdict_rule(cfg, data_root, out)
     report = run(out / f"{cfg.name}.int8.onnx", data_root, "combined", n_boot=n_boot,
                  show_progress=False)

@@ -124,7 +124,8 @@ def test_a_bench_result_of_another_model_says_so(tmp_path):
 
 
 def test_lodo_tables_are_the_summaries_with_recipe_budget_pooled_and_mean(tmp_path):
-    paths = [LODO / "a0_logmel.json", LODO / "a2_mean_device.json"]
+    paths = [LODO / "a0_logmel.json", LODO / "a2_mean_device.json",
+             LODO / "a7_device_select.json"]
     text, data = card(tmp_path, lodo=paths)
     for path, result in zip(paths, data["lodo"], strict=True):
         summary = json.loads(path.read_text())
@@ -139,6 +140,12 @@ def test_lodo_tables_are_the_summaries_with_recipe_budget_pooled_and_mean(tmp_pa
         assert result["epochs"] == summary["epochs"]
         assert [r["score"] for r in result["folds"]] == [r["score"] for r in summary["folds"]]
         assert result["pooled"]["ci95"] == summary["pooled"]["ci95"]
+        alone = summary.get("sprsound_only_mean_device_score")
+        assert result["sprsound_only_mean"] == alone
+        comparison_row = next(line for line in text.splitlines()
+                              if line.startswith(f"| {summary['recipe']} "))
+        # the SPRSound-only fold's mean closes the recipe's comparison row ("-" in old files)
+        assert comparison_row.endswith("| - |" if alone is None else f"| {alone:.3f} |")
     # the comparison has one line per recipe, in the order given
     assert text.index("| lodo_a0_logmel 0.2.0") < text.index("| lodo_a2_mean_device 0.2.0")
 
@@ -262,3 +269,18 @@ def test_the_icbhi_population_is_counted_from_the_device_rows_not_written_in():
     assert "10 patient-device pairs and 370 cycles on 2 stethoscopes (AKGC417L, Meditron)" \
         in text
     assert "--devices" in icbhi_population(None)
+
+
+def test_the_card_says_what_icbhi_was_to_the_model():
+    from steth.models.model_card import icbhi_role_text
+
+    rows = {"rows": [{"dataset": "icbhi", "device": "Meditron", "patients": 7, "cycles": 288}]}
+    trained = icbhi_role_text({"use_icbhi": True}, rows)
+    assert "7 patient-device pairs" in trained and "small minority of the training" in trained
+    chose = icbhi_role_text({"use_icbhi": True, "icbhi_role": "select",
+                             "hold_out_device": "LittC2SE"}, rows)
+    assert "chose the checkpoint" in chose and "minority" not in chose
+    for config in ({"use_icbhi": False},
+                   {"use_icbhi": True, "icbhi_role": "select", "hold_out_device": "*"}):
+        text = icbhi_role_text(config, rows)
+        assert "out-of-sample" in text and "patient-device pairs" not in text
