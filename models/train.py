@@ -19,6 +19,7 @@ import sys
 import time
 import tomllib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,9 @@ class TrainConfig:
     keep_epochs: bool = False
     # With icbhi_role "select": also try uniform averages of the last 2..N kept epochs.
     select_average_max: int = 0
+    # Distillation (``steth-distill``, models/distill.py): ``teachers`` (config paths),
+    # ``teacher_seeds``, ``temperature`` and ``soft_weight`` (share of the teacher term).
+    distill: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.loss not in ("bce", "focal"):
@@ -290,6 +294,53 @@ def joint_findings_loss(joint: torch.Tensor, target: torch.Tensor) -> torch.Tens
     return F.cross_entropy(joint, four_class_index(target[:, 0], target[:, 1]).long())
 
 
+@dataclass(frozen=True)
+class SoftTargets:
+    """A teacher ensemble's probabilities for every training sample (row = sample index),
+    softened by ``temperature``; ``soft_weight`` is the teacher term's share of the loss."""
+
+    findings: np.ndarray  # (N, 2) crackle, wheeze
+    subtype: np.ndarray  # (N, 7) EVENT_CLASSES
+    quality: np.ndarray  # (N,) poor
+    temperature: float
+    soft_weight: float
+
+    def rows(self, index: np.ndarray) -> dict[str, torch.Tensor]:
+        return {"soft_findings": torch.from_numpy(self.findings[index]).float(),
+                "soft_subtype": torch.from_numpy(self.subtype[index]).float(),
+                "soft_quality": torch.from_numpy(self.quality[index]).float()}
+
+
+def soft_target_terms(out: tuple[torch.Tensor, ...], batch: dict[str, torch.Tensor],
+                      temperature: float) -> dict[str, torch.Tensor]:
+    """Per head, the cross-entropy of the student's softened outputs against the teachers'
+    softened probabilities, times T² so the gradient scale does not shrink with T."""
+    findings, subtype, quality = out
+    t = temperature
+    scale = t * t
+    return {
+        "findings": scale * F.binary_cross_entropy_with_logits(findings / t,
+                                                               batch["soft_findings"]),
+        "subtype": scale * -(batch["soft_subtype"]
+                             * F.log_softmax(subtype / t, dim=1)).sum(dim=1).mean(),
+        "quality": scale * F.binary_cross_entropy_with_logits(quality[:, 0] / t,
+                                                              batch["soft_quality"]),
+    }
+
+
+def distillation_loss(out: tuple[torch.Tensor, ...], batch: dict[str, torch.Tensor],
+                      cfg: TrainConfig, sub_w: torch.Tensor, soft: SoftTargets,
+                      joint: torch.Tensor | None = None) -> torch.Tensor:
+    """``(1 - w)`` times the shared loss on the labels plus ``w`` times the teacher terms,
+    weighted as the shared loss weighs its heads."""
+    terms = soft_target_terms(out, batch, soft.temperature)
+    taught = terms["findings"] + cfg.subtype_weight * terms["subtype"] + terms["quality"]
+    if soft.soft_weight >= 1.0:
+        return taught
+    hard = loss_fn(out, batch, cfg, sub_w, joint)
+    return (1.0 - soft.soft_weight) * hard + soft.soft_weight * taught
+
+
 def loss_fn(out: tuple[torch.Tensor, ...], batch: dict[str, torch.Tensor],
             cfg: TrainConfig, sub_w: torch.Tensor,
             joint: torch.Tensor | None = None) -> torch.Tensor:
@@ -337,14 +388,16 @@ def mixup(batch: dict[str, torch.Tensor], alpha: float,
 
 
 def training_loss(model: nn.Module, batch: dict[str, torch.Tensor], cfg: TrainConfig,
-                  sub_w: torch.Tensor) -> torch.Tensor:
-    """The shared loss plus the design's own term (``model.extra_loss``), if it has one.
+                  sub_w: torch.Tensor, soft: SoftTargets | None = None) -> torch.Tensor:
+    """The shared loss (with teachers: the distillation loss) plus the design's own term
+    (``model.extra_loss``), if it has one.
 
     Designs with a single-label head expose ``forward_with_joint`` (outputs, 4-way logits).
     """
     with_joint = getattr(model, "forward_with_joint", None)
     out, joint = with_joint(batch["x"]) if with_joint is not None else (model(batch["x"]), None)
-    loss = loss_fn(out, batch, cfg, sub_w, joint)
+    loss = (loss_fn(out, batch, cfg, sub_w, joint) if soft is None
+            else distillation_loss(out, batch, cfg, sub_w, soft, joint))
     extra = getattr(model, "extra_loss", None)
     if extra is not None:
         loss = loss + extra(batch["x"], out, batch)
@@ -450,7 +503,8 @@ def load_data(cfg: TrainConfig, data_root: Path) -> tuple[SampleSet, SampleSet]:
 
 def train_epoch(model: nn.Module, opt: torch.optim.Optimizer,
                 sched: torch.optim.lr_scheduler.LRScheduler, train_set: SampleSet,
-                cfg: TrainConfig, epoch: int, sub_w: torch.Tensor, progress: bool) -> float:
+                cfg: TrainConfig, epoch: int, sub_w: torch.Tensor, progress: bool,
+                soft: SoftTargets | None = None) -> float:
     rng = np.random.default_rng([cfg.seed, epoch])
     torch.manual_seed(cfg.seed * 100_003 + epoch)
     samples = train_set.samples
@@ -462,11 +516,13 @@ def train_epoch(model: nn.Module, opt: torch.optim.Optimizer,
     steps = range(0, n, cfg.batch_size)
     bar = _progress(steps, f"epoch {epoch + 1}/{cfg.epochs}", progress)
     for start in bar:
-        batch = make_batch([samples[i] for i in order[start:start + cfg.batch_size]],
-                           train_set, cfg, rng, train=True)
-        if cfg.mixup_alpha > 0:
+        index = order[start:start + cfg.batch_size]
+        batch = make_batch([samples[i] for i in index], train_set, cfg, rng, train=True)
+        if soft is not None:
+            batch.update(soft.rows(index))
+        elif cfg.mixup_alpha > 0:
             batch = mixup(batch, cfg.mixup_alpha, rng)
-        loss = training_loss(model, batch, cfg, sub_w)
+        loss = training_loss(model, batch, cfg, sub_w, soft)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -511,16 +567,25 @@ def build_training(cfg: TrainConfig,
 
 
 def train(cfg: TrainConfig, data_root: Path, *, progress: bool = True,
-          out_dir: Path | None = None, stop_after: int | None = None) -> Path:
+          out_dir: Path | None = None, stop_after: int | None = None,
+          teach: Callable[[SampleSet, SampleSet], SoftTargets] | None = None) -> Path:
     """Train (resuming if a checkpoint exists); returns the run folder.
 
     ``stop_after`` ends this session after that many epochs in total (the schedule still
-    spans ``cfg.epochs``), so a long run can be trained in slices and resumed.
+    spans ``cfg.epochs``), so a long run can be trained in slices and resumed. ``teach``
+    gives the teachers' soft targets for the training set, given the training and
+    validation sets (distillation).
     """
+    if cfg.distill and teach is None:
+        raise DataError(f"{cfg.name} is a distillation recipe ([distill]): train it with "
+                        "steth-distill, which brings its teachers")
+    if teach is not None and cfg.mixup_alpha > 0:
+        raise ValueError("distillation and mixup do not combine (both replace the targets)")
     torch.set_num_threads(cfg.threads)
     out = out_dir or run_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
     train_set, val_set = load_data(cfg, data_root)
+    soft = teach(train_set, val_set) if teach is not None else None
     print(f"[{cfg.name} seed {cfg.seed}] train {len(train_set.samples)} samples from "
           f"{len(train_set.recordings)} recordings, validation {len(val_set.samples)} from "
           f"{len(val_set.recordings)}", flush=True)
@@ -540,7 +605,7 @@ def train(cfg: TrainConfig, data_root: Path, *, progress: bool = True,
     end_epoch = min(cfg.epochs, stop_after) if stop_after is not None else cfg.epochs
     for epoch in range(start_epoch, end_epoch):
         t0, cpu0 = time.monotonic(), time.process_time()
-        loss = train_epoch(model, opt, sched, train_set, cfg, epoch, sub_w, progress)
+        loss = train_epoch(model, opt, sched, train_set, cfg, epoch, sub_w, progress, soft)
         logits = predict_logits(model, val_set, val_set.samples, cfg.window)
         scores = event_scores(val_set.samples, event_predictions(logits, {}), {})
         # CPU seconds (all threads of this process), not wall time: the machine is shared.
