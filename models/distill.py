@@ -30,6 +30,7 @@ import torch
 from steth.edge.infer import CyclePrediction, sigmoid, softmax
 from steth.models.data import SampleSet
 from steth.models.datasets import DataError, default_data_root
+from steth.models.feature_cache import default_cache_root
 from steth.models.train import (
     SoftTargets,
     TrainConfig,
@@ -95,10 +96,14 @@ def teacher_icbhi(cfg: TrainConfig) -> tuple[bool, str]:
     return trains, cfg.hold_out_device if trains else ""
 
 
-def load_teacher(run: TeacherRun) -> torch.nn.Module:
+def require_trained(run: TeacherRun) -> None:
     if not run.checkpoint.is_file():
         raise DataError(f"teacher {run.label} is not trained yet ({run.checkpoint} missing): "
                         f"steth-train <its config> --seed {run.cfg.seed}")
+
+
+def load_teacher(run: TeacherRun) -> torch.nn.Module:
+    require_trained(run)
     model = build_net(run.cfg.arch, run.cfg.net)
     model.load_state_dict(torch.load(run.checkpoint, weights_only=True))
     return model.eval()
@@ -191,30 +196,45 @@ def soft_targets_from(train_logits: Sequence[dict[str, np.ndarray]], temperature
                        temperature, soft_weight)
 
 
+def samples_digest(subset: SampleSet) -> str:
+    """Which training samples, in which order (the soft targets' rows follow them)."""
+    rows = [(s.rec_index, s.first, s.last) for s in subset.samples]
+    names = [str(r.audio_path.name) for r in subset.recordings]
+    return hashlib.sha256(json.dumps([rows, names]).encode()).hexdigest()
+
+
+def soft_target_folder(key: dict) -> Path:
+    """One folder per (teachers, temperature, training samples): students share it."""
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return default_cache_root() / "soft_targets" / digest
+
+
 def cached_soft_targets(cfg: TrainConfig, data_root: Path, train_set: SampleSet,
                         val_set: SampleSet, root: Path = Path(".")) -> SoftTargets:
-    """Soft targets for ``train_set``, from the run folder when the same teachers made them."""
+    """Soft targets for ``train_set``, made once per set of teachers and temperature and
+    shared by every student of that split; the report is copied into the student's run."""
     temperature = float(cfg.distill.get("temperature", 2.0))
     soft_weight = float(cfg.distill.get("soft_weight", 0.7))
+    runs = teacher_runs(cfg, root)
+    for run in runs:
+        require_trained(run)
+    key = {"digests": [checkpoint_digest(r.checkpoint) for r in runs],
+           "temperature": temperature, "samples": samples_digest(train_set)}
+    folder = soft_target_folder(key)
+    cache, report_path = folder / SOFT_TARGETS_FILE, folder / REPORT_FILE
+    if not (cache.is_file() and report_path.is_file()):
+        report = choose_teachers(cfg, data_root, train_set, val_set, root)
+        members = report.pop("train_logits")
+        soft = soft_targets_from(list(members.values()), temperature, soft_weight)
+        folder.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, findings=soft.findings, subtype=soft.subtype, quality=soft.quality)
+        report_path.write_text(json.dumps({"key": key, **report}, indent=2) + "\n")
     out = run_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
-    cache, report_path = out / SOFT_TARGETS_FILE, out / REPORT_FILE
-    runs = teacher_runs(cfg, root)
-    key = {"teachers": [str(r.checkpoint) for r in runs],
-           "digests": [checkpoint_digest(r.checkpoint) for r in runs if r.checkpoint.is_file()],
-           "temperature": temperature, "samples": len(train_set.samples)}
-    if cache.is_file() and report_path.is_file():
-        report = json.loads(report_path.read_text())
-        if report.get("key") == key:
-            data = np.load(cache)
-            return SoftTargets(data["findings"], data["subtype"], data["quality"],
-                               temperature, soft_weight)
-    report = choose_teachers(cfg, data_root, train_set, val_set, root)
-    members = report.pop("train_logits")
-    soft = soft_targets_from(list(members.values()), temperature, soft_weight)
-    np.savez(cache, findings=soft.findings, subtype=soft.subtype, quality=soft.quality)
-    report_path.write_text(json.dumps({"key": key, **report}, indent=2) + "\n")
-    return soft
+    (out / REPORT_FILE).write_text(report_path.read_text())
+    data = np.load(cache)
+    return SoftTargets(data["findings"], data["subtype"], data["quality"], temperature,
+                       soft_weight)
 
 
 def distill(cfg: TrainConfig, data_root: Path, *, progress: bool = True,

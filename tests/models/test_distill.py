@@ -144,6 +144,7 @@ def test_steth_train_refuses_a_distillation_recipe(shared_data):
 def test_a_student_learns_from_a_trained_teacher_and_caches_its_soft_targets(
         shared_data, tmp_path, monkeypatch):
     monkeypatch.setattr("steth.models.train.default_cache_root", lambda: tmp_path)
+    monkeypatch.setattr("steth.models.distill.default_cache_root", lambda: tmp_path)
     teacher_toml = tmp_path / "teacher.toml"
     teacher_toml.write_text(
         'name = "tiny-teacher"\nsplit_seed = 0\nepochs = 2\nbatch_size = 16\n'
@@ -159,7 +160,8 @@ def test_a_student_learns_from_a_trained_teacher_and_caches_its_soft_targets(
     assert report["ensemble"]["members"] == ["tiny-teacher seed 0"]
     assert report["teachers"][0]["validation"]["mean"] == pytest.approx(
         report["ensemble"]["validation"]["mean"])  # one member: the ensemble is the teacher
-    cached = np.load(run / SOFT_TARGETS_FILE)
+    (folder,) = (tmp_path / "soft_targets").iterdir()  # one set of teachers, one folder
+    cached = np.load(folder / SOFT_TARGETS_FILE)
     assert cached["findings"].shape[1] == 2 and cached["subtype"].shape[1] == SUBTYPES
     assert np.allclose(cached["subtype"].sum(axis=1), 1.0, atol=1e-5)
     losses = [h["loss"] for h in json.loads((run / "history.json").read_text())]
@@ -167,7 +169,10 @@ def test_a_student_learns_from_a_trained_teacher_and_caches_its_soft_targets(
     # falls by less than the label loss alone would.
     assert np.isfinite(losses).all() and losses[-1] < losses[0] - 0.1, losses
     assert run == run_dir(student)
-    # A second run finds the cached targets of the same teachers instead of remaking them.
-    before = (run / REPORT_FILE).stat().st_mtime_ns
-    distill(dataclasses.replace(student, epochs=5), shared_data, progress=False)
-    assert (run / REPORT_FILE).stat().st_mtime_ns == before
+    # Another student of the same split finds the same teachers' targets instead of
+    # remaking them.
+    before = (folder / SOFT_TARGETS_FILE).stat().st_mtime_ns
+    other = dataclasses.replace(student, name="tiny-student-2", epochs=1)
+    distill(other, shared_data, progress=False)
+    assert (folder / SOFT_TARGETS_FILE).stat().st_mtime_ns == before
+    assert (run_dir(other) / REPORT_FILE).read_text() == (folder / REPORT_FILE).read_text()
