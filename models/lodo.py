@@ -71,10 +71,13 @@ def fold_model(cfg: TrainConfig) -> Path:
 def train_fold(cfg: TrainConfig, data_root: Path) -> None:
     """Train (or resume) and export one fold, with its record rule fitted as steth-export
     fits it, so a fold model also scores the SPRSound record tasks as shipped models do."""
+    from steth.models.distill import distill
     from steth.models.export import export_run, refit_verdict_rule
     from steth.models.train import train
 
-    run = train(cfg, data_root, progress=False)
+    # A distillation recipe's fold student learns from the teachers its table names.
+    run = (distill(cfg, data_root, progress=False) if cfg.distill
+           else train(cfg, data_root, progress=False))
     model = fold_model(cfg)
     trained = run / ("history.json" if cfg.icbhi_role == "select" else "best_model.pt")
     if model.is_file() and model.stat().st_mtime >= trained.stat().st_mtime:
