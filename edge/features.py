@@ -10,7 +10,9 @@ indices and cycle boundaries can be turned into frame ranges without guessing.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 
@@ -20,6 +22,38 @@ from steth.edge.filter import FilterChain, FilterConfig
 from steth.edge.normalise import ChannelNormaliser, NormConfig
 
 FEATURE_PIPELINE_VERSION = 1
+
+
+def _checked_rfft_kernel() -> Callable[..., np.ndarray] | None:
+    """numpy's pocketfft loop behind ``np.fft.rfft`` (even lengths), if it still reproduces
+    ``np.fft.rfft`` bit for bit.
+
+    On a streaming block of a few frames ``rfft`` spends a good part of its time handling
+    its arguments; the loop is the same transform. The loop is private to numpy, so it is
+    used only when it imports and agrees here.
+    """
+    try:
+        kernel = importlib.import_module("numpy.fft._pocketfft_umath").rfft_n_even
+    except (ImportError, AttributeError):
+        return None
+    x = np.sin(np.arange(64.0) * 0.7).reshape(2, 32)
+    try:
+        y = kernel(x, 1, out=np.empty((2, 17), dtype=np.complex128))
+    except (TypeError, ValueError):
+        return None
+    return kernel if np.array_equal(y, np.fft.rfft(x, axis=1)) else None
+
+
+_RFFT_KERNEL = _checked_rfft_kernel()
+
+
+def rfft_rows(frames: np.ndarray) -> np.ndarray:
+    """``np.fft.rfft(frames, axis=1)`` of float64 frames ``(n, n_fft)``."""
+    n_fft = frames.shape[1]
+    if _RFFT_KERNEL is None or n_fft % 2:
+        return np.fft.rfft(frames, axis=1)
+    out = np.empty((frames.shape[0], n_fft // 2 + 1), dtype=np.complex128)
+    return _RFFT_KERNEL(frames, 1, out=out)
 
 
 class Framing:
@@ -156,19 +190,26 @@ class FeatureExtractor:
         if n_frames <= 0:
             self.pending = buffer
             return np.zeros((0, c.n_mels), dtype=np.float32)
-        # Frame k is buffer[k*hop : k*hop + n_fft]: strided views, no index arrays.
-        windows = np.lib.stride_tricks.sliding_window_view(buffer, c.n_fft)[::c.hop][:n_frames]
-        frames = windows * self.window
-        power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
-        logmel = np.log(power.astype(np.float32) @ self.mel + c.log_floor)
+        # Frame k is buffer[k*hop : k*hop + n_fft]: a strided view of the buffer, built
+        # directly (sliding_window_view's argument handling costs more than the frames).
+        step = buffer.itemsize
+        windows = np.ndarray((n_frames, c.n_fft), dtype=buffer.dtype, buffer=buffer,
+                             strides=(c.hop * step, step))
+        power = np.abs(rfft_rows(windows * self.window))
+        np.square(power, out=power)
+        logmel = power.astype(np.float32).dot(self.mel)  # @'s BLAS product, less set-up
+        logmel += c.log_floor
+        np.log(logmel, out=logmel)
         self.pending = buffer[n_frames * c.hop:]
         self.frames_out += n_frames
-        return logmel.astype(np.float32, copy=False)
+        return logmel
 
 
 def pcm16_to_float(samples: np.ndarray) -> np.ndarray:
     """Device PCM16 to float64 audio at ±1 full scale."""
-    return np.asarray(samples, dtype=np.float64) / 32768.0
+    x = np.asarray(samples)
+    # Integers divided by a float come out float64 in one pass: no separate conversion.
+    return (x if x.dtype.kind in "iu" else x.astype(np.float64)) / 32768.0
 
 
 def float_to_pcm16(audio: np.ndarray) -> np.ndarray:

@@ -59,16 +59,17 @@ class SosFilter:
     def __init__(self, sos: np.ndarray) -> None:
         self.sos = np.asarray(sos, dtype=np.float64)
         self.zi = np.zeros((self.sos.shape[0], 2), dtype=np.float64)
+        self.state = self.zi[None]  # the kernel's view of zi: one signal
 
     def process(self, x: np.ndarray) -> np.ndarray:
         """Filter one block and carry the state forward."""
         if x.size == 0:
             return np.zeros(0, dtype=np.float64)
         if _SOSFILT_KERNEL is not None:
-            y = np.array(x, dtype=np.float64, order="C").reshape(1, -1)
-            _SOSFILT_KERNEL(self.sos, y, self.zi[None])  # in place: y and the state
+            y = np.array(x, dtype=np.float64, ndmin=2)  # a copy of one row, filtered in place
+            _SOSFILT_KERNEL(self.sos, y, self.state)  # in place: y and the state
             return y[0]
-        y, self.zi = signal.sosfilt(self.sos, np.asarray(x, dtype=np.float64), zi=self.zi)
+        y, self.zi[...] = signal.sosfilt(self.sos, np.asarray(x, dtype=np.float64), zi=self.zi)
         return y
 
     def reset(self) -> None:
@@ -185,7 +186,10 @@ class FilterChain:
 
     def process(self, x: np.ndarray) -> np.ndarray:
         """Filter one block of float audio (full scale ±1) at the input rate."""
-        y = self.bandpass.process(self.resampler.process(x))
+        # The band-pass copies what it filters, so audio at the target rate goes straight in.
+        passthrough = self.resampler.passthrough
+        resampled = np.asarray(x, dtype=np.float64) if passthrough else self.resampler.process(x)
+        y = self.bandpass.process(resampled)
         if self.notch is not None:
             y = self.notch.process(y)
         return y

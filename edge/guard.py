@@ -98,7 +98,7 @@ class SignalGuard:
     def push(self, logmel: np.ndarray) -> None:
         frames = np.asarray(logmel, dtype=np.float64)
         if frames.size:
-            self.total += frames.sum(axis=0)
+            self.total += np.add.reduce(frames, axis=0)
             self.count += frames.shape[0]
 
     @property

@@ -25,9 +25,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy.signal import lfilter
+
+from steth.edge.filter import _SOSFILT_KERNEL
 
 NORMALISERS = ("none", "mean", "pcen")
 
@@ -55,32 +58,51 @@ class NormConfig:
         return asdict(self)
 
 
-def _checked_lfilter_kernel() -> Callable[..., tuple[np.ndarray, np.ndarray]] | None:
-    """scipy's C loop behind ``lfilter``, if it still reproduces ``lfilter`` bit for bit.
+@lru_cache(maxsize=8)
+def _one_pole_section(alpha: float) -> np.ndarray:
+    """``m[t] = alpha m[t-1] + (1 - alpha) x[t]`` as one second-order section."""
+    return np.array([[1.0 - alpha, 0.0, 0.0, 1.0, -alpha, 0.0]])
 
-    On a streaming block of a few frames, ``lfilter`` spends most of its time checking its
-    arguments; its loop is the same arithmetic as the recursion in :func:`running_mean`.
-    The loop is private to scipy, so it is used only when it imports and agrees here.
+
+def _checked_one_pole_kernel() -> Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None:
+    """scipy's section loop behind ``sosfilt``, if on one pole it reproduces ``lfilter``
+    bit for bit.
+
+    ``lfilter`` along the frames of a streaming block runs its general N-d loop once per
+    band, and that set-up is most of its time at a few frames; the section loop takes the
+    bands as signals of one call, with the same products and sums per sample. The
+    loop is private to scipy, so it is used only when it imports and agrees here.
     """
-    try:
-        from scipy.signal._sigtools import _linear_filter as kernel
-    except ImportError:
+    kernel = _SOSFILT_KERNEL
+    if kernel is None:
         return None
     alpha = 0.9
-    b, a = np.array([1.0 - alpha]), np.array([1.0, -alpha])
     x = np.sin(np.arange(24.0) * 0.7).reshape(6, 4)
-    zi = np.full((1, 4), 0.3)
-    expected, expected_zf = lfilter(b, a, x, axis=0, zi=zi)
+    zi = np.linspace(-0.3, 0.4, 4)
+    expected, _ = lfilter([1.0 - alpha], [1.0, -alpha], x, axis=0, zi=zi[None, :])
+    signals, state = np.ascontiguousarray(x.T), np.zeros((4, 1, 2))
+    state[:, 0, 0] = zi
     try:
-        y, zf = kernel(b, a, x, 0, zi)
+        kernel(_one_pole_section(alpha), signals, state)
     except (TypeError, ValueError):
         return None
-    if np.array_equal(y, expected) and np.array_equal(zf, expected_zf):
-        return kernel
-    return None
+    return kernel if np.array_equal(signals.T, expected) else None
 
 
-_LFILTER_KERNEL = _checked_lfilter_kernel()
+_ONE_POLE_KERNEL = _checked_one_pole_kernel()
+
+
+def _exponential_mean(x: np.ndarray, alpha: float, mean: np.ndarray) -> np.ndarray:
+    """``m[t] = alpha m[t-1] + (1 - alpha) x[t]`` per column of ``x`` (T, M), from
+    ``m[-1] = mean``; the filter's state for it is ``alpha m[t-1]``."""
+    if _ONE_POLE_KERNEL is None:
+        zi = alpha * mean
+        return lfilter([1.0 - alpha], [1.0, -alpha], x, axis=0, zi=zi[None, :])[0]
+    signals = np.array(x.T, dtype=np.float64, order="C")  # a band per row, filtered in place
+    state = np.zeros((x.shape[1], 1, 2))
+    state[:, 0, 0] = alpha * mean
+    _ONE_POLE_KERNEL(_one_pole_section(alpha), signals, state)
+    return signals.T
 
 
 def running_mean(x: np.ndarray, alpha: float, count: int, mean: np.ndarray | None,
@@ -101,32 +123,21 @@ def running_mean(x: np.ndarray, alpha: float, count: int, mean: np.ndarray | Non
     """
     x = np.asarray(x, dtype=np.float64)
     n = x.shape[0]
-    out = np.empty_like(x)
     if n == 0:
-        return out, (mean if mean is not None else np.zeros(x.shape[1]))
+        return np.empty_like(x), (mean if mean is not None else np.zeros(x.shape[1]))
     # Frames with 1 / (k + 1) > 1 - alpha belong to the cumulative phase.
     switch = max(0, math.ceil(1.0 / (1.0 - alpha)) - 1) if cumulative_start else 0
     n_cum = min(n, max(0, switch - count))
-    done = 0
-    current = mean
-    if n_cum:
-        k = np.arange(count, count + n_cum, dtype=np.float64)[:, None]
-        previous = 0.0 if current is None else current * count
-        out[:n_cum] = (previous + np.cumsum(x[:n_cum], axis=0)) / (k + 1.0)
-        current = out[n_cum - 1]
-        done = n_cum
-    if done < n:
-        rest = x[done:]
-        if current is None:  # the exponential phase starts at the very first frame
-            current = rest[0]
-        # m[t] = alpha m[t-1] + (1 - alpha) x[t]; the filter's state for it is alpha m[t-1].
-        b, a, zi = np.array([1.0 - alpha]), np.array([1.0, -alpha]), (alpha * current)[None, :]
-        if _LFILTER_KERNEL is not None:
-            out[done:], _ = _LFILTER_KERNEL(b, a, rest, 0, zi)
-        else:
-            out[done:], _ = lfilter(b, a, rest, axis=0, zi=zi)
-        current = out[-1]
-    return out, np.array(current, dtype=np.float64)
+    if n_cum == 0:  # the exponential phase: every streaming block after the first seconds
+        out = _exponential_mean(x, alpha, x[0] if mean is None else mean)
+        return out, np.array(out[-1], dtype=np.float64)
+    out = np.empty_like(x)
+    k = np.arange(count, count + n_cum, dtype=np.float64)[:, None]
+    previous = 0.0 if mean is None else mean * count
+    out[:n_cum] = (previous + np.cumsum(x[:n_cum], axis=0)) / (k + 1.0)
+    if n_cum < n:
+        out[n_cum:] = _exponential_mean(x[n_cum:], alpha, out[n_cum - 1])
+    return out, np.array(out[-1], dtype=np.float64)
 
 
 class ChannelNormaliser:
@@ -174,7 +185,7 @@ class ChannelNormaliser:
         """Normalise the next frames; returns float32 ``(T, n_bands)``."""
         kind = self.config.kind
         if kind == "none":
-            # The shipped model's path: hand the frames through without a copy.
+            # No normalisation: float32 frames are handed through without a copy.
             frames = np.asarray(logmel, dtype=np.float32)
             self.count += frames.shape[0]
             return frames

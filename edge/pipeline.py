@@ -55,7 +55,7 @@ def mean_square(samples: np.ndarray) -> float:
     if not samples.size:
         return 0.0
     x = samples.astype(np.float64)
-    return float(np.dot(x, x)) / (samples.size * 32768.0 ** 2)
+    return float(x.dot(x)) / (samples.size * 32768.0 ** 2)
 
 
 class FrameRing:
@@ -69,12 +69,16 @@ class FrameRing:
         self.count = 0  # frames written since the last reset
 
     def append(self, frames: np.ndarray, clipped: int, power: float) -> None:
-        slots = (self.count + np.arange(frames.shape[0])) % self.capacity
+        n = frames.shape[0]
+        first = self.count % self.capacity
+        # Slices while the frames fit before the end of the store; index arrays to wrap.
+        slots: slice | np.ndarray = (slice(first, first + n) if first + n <= self.capacity
+                                     else (first + np.arange(n)) % self.capacity)
         self.frames[slots] = frames
         self.clipped[slots] = 0
-        self.clipped[slots[0]] = clipped  # count a chunk's clips once
+        self.clipped[first] = clipped  # count a chunk's clips once
         self.power[slots] = power
-        self.count += frames.shape[0]
+        self.count += n
 
     def holds(self, first: int, last: int) -> bool:
         return 0 <= first < last <= self.count and self.count - first <= self.capacity
@@ -289,10 +293,10 @@ class Pipeline:
     # ---------------------------------------------------------------- items from the decoder
 
     def handle(self, item: object, now: float) -> None:
-        if isinstance(item, DeviceInfo):
-            self._on_device_info(item)
-        elif isinstance(item, AudioChunk):
+        if isinstance(item, AudioChunk):  # first: nearly every item is audio
             self._on_audio(item, now)
+        elif isinstance(item, DeviceInfo):
+            self._on_device_info(item)
         elif isinstance(item, Gap):
             self._on_gap(item)
         elif isinstance(item, StatusReport):
@@ -383,8 +387,8 @@ class Pipeline:
     def _note_arrival(self, chunk: AudioChunk, now: float) -> float:
         """What holds per chunk as it arrives (the clock anchor, freshness, the level);
         returns the chunk's mean power, which the block's front end reuses."""
-        self.last_index = chunk.end_index
-        self.anchor = (chunk.end_index, self.clock())
+        self.last_index = end = chunk.end_index
+        self.anchor = (end, self.clock())
         if self.first_audio_wall is None:
             self.first_audio_wall = (self.anchor[1] - chunk.samples.size
                                      / self.delivery_rate(chunk.sample_rate))
@@ -420,9 +424,11 @@ class Pipeline:
             self.norm_origin = self.extractor.frames_out
             if self.guard is not None:
                 self.guard.reset()
-        frames = self.extractor.push_filtered(filtered)
-        if frames.shape[0] == 0:
+        logmel = self.extractor.push_filtered(filtered)
+        if logmel.shape[0] == 0:
             return
+        # One float64 copy of the float32 frames for everything below (each would convert).
+        frames = logmel.astype(np.float64)
         # The classifier reads channel-normalised frames; the detector the log-mel itself.
         self.ring.append(self.extractor.normalise(frames), clipped, power)
         guarded = 0

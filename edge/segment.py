@@ -45,6 +45,8 @@ from steth.edge.normalise import running_mean
 
 MANIFEST_SUFFIX = ".manifest.json"
 WEIGHTS_FORMAT = "breathseg-causal-conv-v1"
+BLOCK_ROWS = 256  # frames the network's buffers take before they move their history back
+_ZERO = np.zeros(())  # ReLU's floor as an array: numpy converts a Python 0.0 on every call
 
 
 class DetectorWeightsError(Exception):
@@ -166,7 +168,8 @@ class FrameNormaliser:
         if x.shape[0] == 0:
             return np.zeros((0, self.n_bands))
         mean, self.mean = running_mean(x, self.alpha, 0, self.mean, cumulative_start=False)
-        return x - mean
+        # Row-major whatever the mean's layout: the network's products see what they always saw.
+        return np.subtract(x, mean, order="C")
 
     def reset(self) -> None:
         self.mean = None
@@ -199,11 +202,26 @@ class BoundaryNet:
             if w.shape != (self.channels, self.channels, 3):
                 raise DetectorWeightsError(f"detector conv weights have shape {w.shape}, "
                                            f"expected ({self.channels}, {self.channels}, 3)")
-        self.history = [np.zeros((2 * d, self.channels)) for d in self.dilations]
         # The three taps of a layer as one (3C, C) matrix: one product per layer and block.
         self.in_w_t = np.ascontiguousarray(self.in_w.T)
         self.taps_w = [np.concatenate([w[:, :, 0].T, w[:, :, 1].T, w[:, :, 2].T])
                        for w, _ in self.convs]
+        # Each layer's inputs live in a buffer of its own: the newest frames are written
+        # at ``pos`` behind ``span`` rows of history (the widest tap reach of any layer), so
+        # a block's taps are one gather and no block copies the history along.
+        self.span = 2 * max(self.dilations, default=0)
+        self.inputs = self._buffers(self.span + BLOCK_ROWS)
+        self.pos = self.span
+        self.tap_rows: dict[int, np.ndarray] = {}  # block length -> (layers, n, 3) rows
+        # Biases repeated down the rows: adding arrays of one shape skips numpy's broadcast
+        # set-up, which costs more than the sum at a block's few frames.
+        self.bias_rows = self._biases(BLOCK_ROWS)
+
+    def _buffers(self, rows: int) -> list[np.ndarray]:
+        return [np.zeros((rows, self.channels)) for _ in range(len(self.convs) + 1)]
+
+    def _biases(self, rows: int) -> list[np.ndarray]:
+        return [np.tile(b, (rows, 1)) for b in [self.in_b, *(b for _, b in self.convs)]]
 
     @property
     def macs_per_frame(self) -> int:
@@ -214,25 +232,54 @@ class BoundaryNet:
     def receptive_field(self) -> int:
         return 1 + 2 * sum(self.dilations)
 
+    def _room(self, n: int) -> None:
+        """Make rows ``[pos, pos + n)`` free, keeping the ``span`` rows of history before."""
+        rows = self.inputs[0].shape[0]
+        if self.pos + n <= rows:
+            return
+        fresh = self._buffers(max(rows, self.span + n))
+        for old, new in zip(self.inputs, fresh, strict=True):
+            new[:self.span] = old[self.pos - self.span:self.pos]
+        self.inputs, self.pos = fresh, self.span
+        if n > self.bias_rows[0].shape[0]:
+            self.bias_rows = self._biases(n)
+
+    def _taps(self, n: int) -> np.ndarray:
+        """Rows of frame ``t``'s taps ``t - 2d, t - d, t`` for every layer, from ``pos``."""
+        rows = self.tap_rows.get(n)
+        if rows is None:
+            reach = np.array([[-2 * d, -d, 0] for d in self.dilations], dtype=np.intp)
+            rows = reach[:, None, :] + np.arange(n, dtype=np.intp)[None, :, None]
+            self.tap_rows[n] = rows
+        return rows + self.pos
+
     def push(self, x: np.ndarray) -> np.ndarray:
         """Normalised frames ``(n, M)`` -> logits ``(n,)`` of frames ``t - lookahead``."""
         n = x.shape[0]
-        h = x @ self.in_w_t  # (n, C)
-        h += self.in_b
-        np.maximum(h, 0.0, out=h)
-        for k, ((_, b), d) in enumerate(zip(self.convs, self.dilations, strict=True)):
-            buf = np.concatenate([self.history[k], h])  # (2d + n, C)
-            taps = np.concatenate([buf[:n], buf[d:d + n], buf[2 * d:]], axis=1)  # (n, 3C)
-            self.history[k] = buf[n:]  # the last 2d inputs (buf is a copy: h may change)
+        self._room(n)
+        new = slice(self.pos, self.pos + n)
+        # ndarray.dot: the same BLAS product as @, without the generalised-ufunc set-up.
+        h = self.inputs[0][new]
+        np.asarray(x, dtype=np.float64).dot(self.in_w_t, h)  # (n, C)
+        np.add(h, self.bias_rows[0][:n], out=h)
+        np.maximum(h, _ZERO, out=h)
+        taps = self._taps(n)
+        width = 3 * self.channels
+        for k, w in enumerate(self.taps_w):
             # In place, the same operations in the same order as h + max(taps W + b, 0).
-            y = taps @ self.taps_w[k]  # (n, C)
-            y += b
-            np.maximum(y, 0.0, out=y)
-            h += y
-        return h @ self.out_w + self.out_b  # (n,)
+            y = self.inputs[k].take(taps[k], 0).reshape(n, width).dot(w)
+            np.add(y, self.bias_rows[k + 1][:n], out=y)
+            np.maximum(y, _ZERO, out=y)
+            h = np.add(h, y, out=self.inputs[k + 1][new])
+        self.pos += n
+        logits = h.dot(self.out_w)
+        logits += self.out_b
+        return logits  # (n,)
 
     def reset(self) -> None:
-        self.history = [np.zeros_like(hist) for hist in self.history]
+        for buffer in self.inputs:
+            buffer[:self.pos] = 0.0
+        self.pos = self.span
 
 
 # ---------------------------------------------------------------------------- stage 3
@@ -259,25 +306,34 @@ class PeriodTracker:
     def __init__(self, min_lag: int, max_lag: int, tau_frames: float, floor: float,
                  ratio: float) -> None:
         self.lags = np.arange(min_lag, max_lag + 1)
+        self.min_lag, self.n_lags = min_lag, self.lags.size
         self.decay = float(np.exp(-1.0 / tau_frames))
         self.floor, self.ratio = floor, ratio
         self.size = max_lag + 1
         self.reset()
 
     def reset(self) -> None:
-        self.excess = np.zeros(self.size)  # ring buffer of the last max_lag + 1 excesses
-        self.acf = np.zeros(self.lags.size)
+        # Ring of the last max_lag + 1 excesses, newest first and written twice, ``size``
+        # apart: the excess ``L`` frames back is at ``pos + L``, so every lag's partner is
+        # one slice (no index arithmetic per frame).
+        self.excess = np.zeros(2 * self.size)
+        self.acf = np.zeros(self.n_lags)
+        self.product = np.zeros(self.n_lags)
         self.pos = 0
         self.pending = 0  # frames whose decay is not yet applied to acf
 
     def push(self, score: float) -> None:
-        self.pos = (self.pos + 1) % self.size
-        x = max(0.0, score - self.floor)
-        self.excess[self.pos] = x
+        self.pos = pos = (self.pos - 1) % self.size
+        x = score - self.floor
+        if not x > 0.0:  # max(0.0, x) without the call, NaN included
+            x = 0.0
+        self.excess[pos] = self.excess[pos + self.size] = x
         self.pending += 1
         if x > 0.0:
             self._catch_up()
-            self.acf += x * self.excess[(self.pos - self.lags) % self.size]
+            first = pos + self.min_lag
+            np.multiply(self.excess[first:first + self.n_lags], x, out=self.product)
+            self.acf += self.product
 
     def _catch_up(self) -> None:
         if self.pending:
@@ -303,6 +359,7 @@ class BoundaryPicker:
         self.config = c = config
         self.fps = fps
         self.peak = int(c.peak_frames)
+        self.threshold = c.threshold
         self.max_cycle = round(c.max_cycle_s * fps)
         self.tracker = PeriodTracker(round(c.min_period_s * fps), round(c.max_period_s * fps),
                                      c.period_tau_s * fps, c.threshold, c.period_peak_ratio)
@@ -352,7 +409,7 @@ class BoundaryPicker:
             return self._close(candidate, forced=True)
         centre = len(self.scores) - 1 - self.peak
         value = self.scores[centre]
-        if value < self.config.threshold:
+        if value < self.threshold:
             return None  # most frames: no need to look at the window
         window = list(self.scores)
         if (max(window[centre + 1:], default=-np.inf) > value
@@ -406,7 +463,11 @@ class BoundaryPicker:
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
+    """``1 / (1 + exp(-x))``, the same operations in place of a fresh array."""
+    z = np.negative(x)
+    np.exp(z, out=z)
+    z += 1.0
+    return np.divide(1.0, z, out=z)
 
 
 class BreathCycleDetector:
@@ -468,9 +529,13 @@ class BreathCycleDetector:
         if frames.shape[0] == 0:
             return []
         # Envelope for the level display (the detector itself reads the scores).
-        band = np.log(np.exp(np.asarray(frames, dtype=np.float64)[:, self.band]).sum(axis=1)
-                      + 1e-12)
-        self.env.extend(band.tolist())
+        # exp on a contiguous copy: numpy's vector exp runs on contiguous arrays only, and a
+        # strided view would take the scalar one (other last bits).
+        power = np.asarray(frames, dtype=np.float64)[:, self.band]
+        np.exp(power, out=power)
+        band = np.add.reduce(power, axis=1)
+        band += 1e-12
+        self.env.extend(np.log(band, out=band).tolist())
         scores = self.boundary_scores(frames)
         # The first `lookahead` scores refer to frames before the stream start.
         skip = max(0, self.net.lookahead - self.frames_pushed)

@@ -144,3 +144,17 @@ def test_slow_model_does_not_stall_the_io_thread(tiny_model):
     assert not model.timed_out
     assert finished_while_feeding == 0 and queued >= 5
     assert n_cycles >= 6 and pipe.worker.dropped == 0
+
+
+def test_the_frame_ring_keeps_the_newest_frames_across_its_wrap():
+    from steth.edge.pipeline import FrameRing
+
+    ring = FrameRing(10, 2)
+    frames = np.arange(34.0).reshape(17, 2)
+    for first, last, clipped in ((0, 4, 1), (4, 9, 2), (9, 13, 3), (13, 17, 4)):
+        ring.append(frames[first:last], clipped, float(last))
+    assert ring.holds(7, 17) and not ring.holds(6, 17)
+    taken, clipped, power = ring.take(7, 17)
+    assert np.array_equal(taken, frames[7:17])
+    assert clipped == 3 + 4  # counted once per append, at its first frame
+    assert power == pytest.approx((2 * 9 + 4 * 13 + 4 * 17) / 10)

@@ -212,6 +212,68 @@ def test_eval_cli_reports_bad_weights_in_one_line(tmp_path, capsys, shared_data)
     assert err.startswith("steth-detect-eval:") and "not found" in err and "\n" not in err
 
 
+# ---------------------------------------------------------------- network and tracker
+
+
+def reference_logits(arrays: dict[str, np.ndarray], dilations: list[int],
+                     x: np.ndarray) -> np.ndarray:
+    """The causal dilated stack written out frame by frame (zeros before the start)."""
+    h = np.maximum(x @ arrays["in_w"].T + arrays["in_b"], 0.0)
+    for k, d in enumerate(dilations):
+        w, b = arrays[f"conv{k}_w"], arrays[f"conv{k}_b"]
+        past = np.concatenate([np.zeros((2 * d, h.shape[1])), h])
+        y = np.stack([w[:, :, 0] @ past[t] + w[:, :, 1] @ past[t + d] + w[:, :, 2] @ past[t + 2 * d]
+                      for t in range(h.shape[0])])
+        h = h + np.maximum(y + b, 0.0)
+    return h @ arrays["out_w"] + arrays["out_b"].reshape(-1)[0]
+
+
+def test_the_streaming_network_is_the_stack_in_any_blocks_and_after_a_reset():
+    from steth.edge.segment import BLOCK_ROWS, BoundaryNet
+
+    rng = np.random.default_rng(7)
+    dilations = [1, 2, 4, 8]
+    c, m = 6, 10
+    arrays = {"in_w": rng.normal(size=(c, m)), "in_b": rng.normal(size=c),
+              "out_w": rng.normal(size=c), "out_b": rng.normal(size=1)}
+    for k in range(len(dilations)):
+        arrays[f"conv{k}_w"] = rng.normal(size=(c, c, 3)) / 3
+        arrays[f"conv{k}_b"] = rng.normal(size=c)
+    net = BoundaryNet(arrays, {"dilations": dilations, "lookahead_frames": 3,
+                               "norm_tau_frames": 100.0})
+    x = rng.normal(size=(3 * BLOCK_ROWS + 100, m))
+    expected = reference_logits(arrays, dilations, x)
+    # Small blocks move the history back; one longer than the buffers makes them grow.
+    for sizes in ([1, 6, 7, 2], [5, 2 * BLOCK_ROWS, 7]):
+        net.reset()
+        got, i, k = [], 0, 0
+        while i < x.shape[0]:
+            n = sizes[k % len(sizes)]
+            got.append(net.push(x[i:i + n]))
+            i, k = i + n, k + 1
+        np.testing.assert_allclose(np.concatenate(got), expected, rtol=0, atol=1e-9)
+
+
+def test_the_period_tracker_correlates_each_lag_as_the_plain_ring_does():
+    from steth.edge.segment import PeriodTracker
+
+    min_lag, max_lag, tau, floor = 3, 40, 200.0, 0.3
+    tracker = PeriodTracker(min_lag, max_lag, tau, floor, 0.7)
+    lags = np.arange(min_lag, max_lag + 1)
+    ring, acf, pos = np.zeros(max_lag + 1), np.zeros(lags.size), 0
+    decay = float(np.exp(-1.0 / tau))
+    scores = np.random.default_rng(8).uniform(0.0, 1.0, 500)
+    for t, score in enumerate(scores.tolist()):
+        tracker.push(score)
+        pos = (pos + 1) % ring.size
+        ring[pos] = x = max(0.0, score - floor)
+        acf *= decay
+        acf += x * ring[(pos - lags) % ring.size]
+        if t % 37 == 0:  # reading the period brings the lazily decayed sums up to date
+            tracker.period()
+            np.testing.assert_allclose(tracker.acf, acf, rtol=1e-9, atol=0)
+
+
 # ---------------------------------------------------------------- torch twin
 
 

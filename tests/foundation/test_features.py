@@ -118,3 +118,22 @@ def test_the_streaming_band_pass_equals_scipy_sosfilt_bit_for_bit_in_any_blocks(
             edge_filter._SOSFILT_KERNEL = original
         assert np.array_equal(out, expected)
     assert edge_filter._SOSFILT_KERNEL is not None  # scipy's loop passed its check here
+
+
+def test_the_frames_are_the_same_through_numpy_s_fft_loop_and_rfft():
+    from steth.edge import features
+
+    x = np.random.default_rng(4).normal(0.0, 0.1, 8000)
+    cuts = [0, 1, 300, 800, 1700, 1701, 8000]
+    results = []
+    for kernel in (features._RFFT_KERNEL, None):  # numpy's loop and the public call
+        original, features._RFFT_KERNEL = features._RFFT_KERNEL, kernel
+        try:
+            extractor = FeatureExtractor(8000)
+            results.append(np.concatenate([extractor.push_filtered(x[a:b])
+                                           for a, b in itertools.pairwise(cuts)]))
+        finally:
+            features._RFFT_KERNEL = original
+    assert results[0].dtype == np.float32 and results[0].shape == (62, 64)
+    assert np.array_equal(results[0], results[1])
+    assert features._RFFT_KERNEL is not None  # numpy's loop passed its check here

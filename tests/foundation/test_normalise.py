@@ -167,22 +167,23 @@ def test_cached_training_frames_equal_the_edges_streamed_frames(shared_data, tmp
 
 
 @pytest.mark.parametrize("cumulative_start", [True, False])
-def test_the_running_mean_is_the_same_through_scipy_s_loop_and_the_plain_recursion(
-        cumulative_start):
+@pytest.mark.parametrize("alpha", [0.97, float(np.exp(-1 / 250)), float(np.exp(-1 / 500))])
+def test_the_running_mean_is_the_same_through_scipy_s_section_loop_and_lfilter(
+        cumulative_start, alpha):
     from steth.edge import normalise
 
-    x = np.random.default_rng(5).normal(size=(300, 8))
+    x = np.random.default_rng(5).normal(-12.0, 4.0, size=(300, 8))
     cuts = [0, 1, 7, 13, 40, 41, 300]
     results = []
-    for kernel in (normalise._LFILTER_KERNEL, None):
-        original, normalise._LFILTER_KERNEL = normalise._LFILTER_KERNEL, kernel
+    for kernel in (normalise._ONE_POLE_KERNEL, None):
+        original, normalise._ONE_POLE_KERNEL = normalise._ONE_POLE_KERNEL, kernel
         try:
             mean, parts = None, []
             for a, b in itertools.pairwise(cuts):
-                out, mean = running_mean(x[a:b], 0.97, a, mean, cumulative_start)
+                out, mean = running_mean(x[a:b], alpha, a, mean, cumulative_start)
                 parts.append(out)
             results.append(np.concatenate(parts))
         finally:
-            normalise._LFILTER_KERNEL = original
+            normalise._ONE_POLE_KERNEL = original
     assert np.array_equal(results[0], results[1])
-    assert normalise._LFILTER_KERNEL is not None  # scipy's loop passed its check here
+    assert normalise._ONE_POLE_KERNEL is not None  # scipy's loop passed its check here
