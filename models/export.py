@@ -17,10 +17,11 @@ import torch
 
 from steth.edge.assets import ASSETS_DIR
 from steth.edge.features import FeatureConfig
-from steth.edge.infer import CycleModel, ModelError
+from steth.edge.infer import CycleModel, CyclePrediction, ModelError, sigmoid
 from steth.edge.labels import EVENT_CLASSES, FOUR_CLASSES, VerdictRule
 from steth.edge.manifest import write_manifest
 from steth.models import TRAINING_OUTPUTS
+from steth.models.data import SampleSet
 from steth.models.datasets import DataError, default_data_root, load_icbhi
 from steth.models.device_select import SELECTION_FILE, Selection, best_calibration, select
 from steth.models.folds import ALL_ICBHI, fold_training_recordings
@@ -37,6 +38,9 @@ from steth.models.train import (
 from steth.models.verdict_fit import apply_rule_to_manifests, fit_rule_on_validation, sibling_models
 
 OUTPUT_NAMES = ("findings", "subtype", "quality")
+# How closely an int8 file must reproduce the torch weights it came from, on validation.
+TWIN_MIN_FINDING_AGREEMENT = 0.99
+TWIN_MAX_MEAN_PROBABILITY_DIFFERENCE = 0.02
 DEFAULT_EXPORT_DIR = ASSETS_DIR  # the deployable files ship with the runtime
 
 
@@ -189,6 +193,37 @@ def select_on_unheard_devices(cfg: TrainConfig, data_root: Path
     return select(cfg, data_root, recordings, fit_temperatures)
 
 
+def twin_agreement(logits: dict[str, np.ndarray], temps: dict[str, float],
+                   thresholds: dict[str, float], model_file: Path, val_set: SampleSet) -> dict:
+    """How closely an exported file reproduces the torch weights it was exported from.
+
+    ``logits`` are the torch model's on ``val_set``'s samples (:func:`predict_logits`); the
+    file scores the same samples as the edge scores a cycle. Both go through the same
+    temperatures and thresholds, so only the export (quantisation, graph) differs.
+
+    Returns
+    -------
+    dict
+        ``cycles``, ``finding_agreement`` (share of equal four-class findings),
+        ``mean_abs_probability_difference`` (crackle and wheeze) and ``meets_target``
+        (≥ :data:`TWIN_MIN_FINDING_AGREEMENT` and ≤ :data:`TWIN_MAX_MEAN_PROBABILITY_DIFFERENCE`).
+    """
+    exported = CycleModel(model_file, threads=1)
+    torch_findings = sigmoid(logits["findings"] / temps["findings"])
+    same, diffs = 0, []
+    for sample, (p_crackle, p_wheeze) in zip(val_set.samples, torch_findings, strict=True):
+        twin = CyclePrediction(float(p_crackle), float(p_wheeze), 0.0, ())
+        scored = exported.predict_cycle(val_set.frames(sample))
+        same += twin.finding(thresholds) == scored.finding(thresholds)
+        diffs += [abs(scored.p_crackle - twin.p_crackle), abs(scored.p_wheeze - twin.p_wheeze)]
+    agreement = same / len(val_set.samples)
+    mean_diff = float(np.mean(diffs))
+    return {"cycles": len(val_set.samples), "finding_agreement": agreement,
+            "mean_abs_probability_difference": mean_diff,
+            "meets_target": bool(agreement >= TWIN_MIN_FINDING_AGREEMENT
+                                 and mean_diff <= TWIN_MAX_MEAN_PROBABILITY_DIFFERENCE)}
+
+
 def export_run(cfg: TrainConfig, data_root: Path, out_dir: Path,
                checkpoint_dir: Path = TRAINING_OUTPUTS) -> list[Path]:
     """Fit temperatures and thresholds on the run's validation split; write fp32 and int8.
@@ -238,8 +273,18 @@ def export_run(cfg: TrainConfig, data_root: Path, out_dir: Path,
                       for i in picks])[:, None].astype(np.float32)
     int8 = out_dir / f"{cfg.name}.int8.onnx"
     quantize_int8(fp32, int8, calib)
-    write_manifest(int8, {**manifest_fields(cfg, "int8", temps, thresholds, ece, val_scores,
-                                            n_params), **extra})
+    int8_fields = {**manifest_fields(cfg, "int8", temps, thresholds, ece, val_scores, n_params),
+                   **extra}
+    # The twin check loads the file as the edge does, which needs its manifest first.
+    write_manifest(int8, int8_fields)
+    twin = twin_agreement(logits, temps, thresholds, int8, val_set)
+    print(f"int8 vs its torch weights on {twin['cycles']} validation cycles: findings agree on "
+          f"{twin['finding_agreement']:.2%}, mean |probability difference| "
+          f"{twin['mean_abs_probability_difference']:.4f}"
+          + ("" if twin["meets_target"] else
+             f" (below the {TWIN_MIN_FINDING_AGREEMENT:.0%} / "
+             f"{TWIN_MAX_MEAN_PROBABILITY_DIFFERENCE} the export is held to)"))
+    write_manifest(int8, {**int8_fields, "int8_twin": twin})
     # The exported weights as a torch state dict, so tests can hold every export to them.
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), checkpoint_dir / f"{cfg.name}.pt")

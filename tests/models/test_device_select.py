@@ -24,11 +24,12 @@ from steth.models.device_select import (
     refresh_batchnorm,
     select,
 )
-from steth.models.export import export_run, fit_temperatures, training_data_text
+from steth.models.export import export_run, fit_temperatures, training_data_text, twin_agreement
 from steth.models.folds import ALL_ICBHI, build_folds
 from steth.models.lodo import fold_dir
+from steth.models.nets import BreathNet
 from steth.models.seeds import exported_validation
-from steth.models.train import run_dir, train, training_recordings
+from steth.models.train import load_data, predict_logits, run_dir, train, training_recordings
 from steth.models.zoo import build_net
 
 from .test_training import tiny_config
@@ -130,6 +131,22 @@ def test_selection_picks_a_candidate_on_held_in_devices_and_the_export_uses_it(
     assert tuple(manifest["selection"]["epochs"]) == chosen.epochs
     exported = torch.load(out / f"{cfg.name}.pt", weights_only=True)
     assert all(torch.equal(exported[k], v) for k, v in state.items())
+    # The int8 file was held against these weights on every validation cycle.
+    _, val_set = load_data(cfg, shared_data)
+    twin = manifest["int8_twin"]
+    assert twin["cycles"] == len(val_set.samples) > 0
+    assert 0.0 <= twin["finding_agreement"] <= 1.0
+    assert 0.0 <= twin["mean_abs_probability_difference"] <= 1.0
+    # The fp32 file differs from its weights by the graph alone, so it meets the target
+    # with room; a broken comparison (e.g. mismatched temperatures) would not.
+    net = BreathNet(cfg.net)
+    net.load_state_dict(exported)
+    logits = predict_logits(net, val_set, val_set.samples, cfg.window)
+    fp32 = twin_agreement(logits, manifest["calibration"]["temperature"], manifest["thresholds"],
+                          out / f"{cfg.name}.fp32.onnx", val_set)
+    assert fp32["finding_agreement"] == 1.0
+    assert fp32["mean_abs_probability_difference"] < 1e-4
+    assert fp32["meets_target"]
 
 
 def test_an_averaged_candidate_gets_batchnorm_statistics_from_training_batches(shared_data):
