@@ -213,6 +213,10 @@ RULE_FIELDS: dict[str, Field] = {
     "min_fraction": Field(number(0.0, 1.0)),
     "poor_quality_fraction": Field(number(0.0, 1.0)),
     "min_good_cycles": Field(integer(0)),
+    # A learned verdict's coefficients (edge.labels.LearnedVerdict): bias, then weights.
+    "learned": Field(obj({"crackle": Field(number_list(-1e6, 1e6, 4)),
+                          "wheeze": Field(number_list(-1e6, 1e6, 4)),
+                          "poor": Field(number_list(-1e6, 1e6, 3))}), required=False),
 }
 
 MESSAGE_FIELDS: dict[str, dict[str, Field]] = {

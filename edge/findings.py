@@ -86,11 +86,15 @@ class CycleAssessment:
         The model's flags at the manifest's thresholds.
     reasons : tuple of str
         Why the cycle is poor (:func:`quality_reasons`); empty for a good cycle.
+    p_crackle, p_wheeze : float, optional
+        The calibrated likelihoods behind the flags, for a learned record verdict.
     """
 
     crackle: bool
     wheeze: bool
     reasons: tuple[str, ...] = ()
+    p_crackle: float | None = None
+    p_wheeze: float | None = None
 
     @property
     def finding(self) -> str:
@@ -119,15 +123,22 @@ class CycleAssessment:
 
     def as_cycle_finding(self) -> CycleFinding:
         """What the record rule needs of this cycle."""
-        return CycleFinding(self.crackle, self.wheeze, self.poor)
+        return CycleFinding(self.crackle, self.wheeze, self.poor, self.p_crackle,
+                            self.p_wheeze)
 
 
 def assess_cycle(*, crackle: bool, wheeze: bool, model_poor: bool, clipped_fraction: float,
-                 dbfs: float) -> CycleAssessment:
+                 dbfs: float, p_crackle: float | None = None, p_wheeze: float | None = None
+                 ) -> CycleAssessment:
     """A cycle's finding from the model's flags and its quality from the signal and model."""
     return CycleAssessment(bool(crackle), bool(wheeze),
                            quality_reasons(clipped_fraction=clipped_fraction, dbfs=dbfs,
-                                           model_poor=model_poor))
+                                           model_poor=model_poor),
+                           _probability(p_crackle), _probability(p_wheeze))
+
+
+def _probability(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def finding_of_cycle_event(event: Mapping[str, Any]) -> CycleFinding | None:
@@ -140,7 +151,8 @@ def finding_of_cycle_event(event: Mapping[str, Any]) -> CycleFinding | None:
     if quality.get("settling"):
         return None
     crackle, wheeze = flags_from_four_class(event["finding"])
-    return CycleFinding(crackle, wheeze, quality["status"] == POOR)
+    return CycleFinding(crackle, wheeze, quality["status"] == POOR,
+                        _probability(event.get("p_crackle")), _probability(event.get("p_wheeze")))
 
 
 def count_key(finding: CycleFinding) -> str:

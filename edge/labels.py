@@ -6,12 +6,14 @@ Imported by training, evaluation and the edge, so a finding means the same every
   (crackle, wheeze).
 - SPRSound event 7-class: Normal, Rhonchi, Wheeze, Stridor, Coarse Crackle, Fine Crackle,
   Wheeze+Crackle.
-- SPRSound record 5-class: Normal, CAS, DAS, CAS & DAS, Poor Quality.
+- SPRSound record 5-class: Normal, CAS, DAS, CAS & DAS, Poor Quality, and the record
+  verdict: a counting rule, or linear scores learned from records (:class:`LearnedVerdict`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
 
@@ -81,6 +83,66 @@ def record_from_flags(has_crackle: bool, has_wheeze: bool) -> str:
     return "Normal"
 
 
+PRESENCE_FEATURES: tuple[str, ...] = (
+    "share of good cycles flagged", "mean of the two highest likelihoods", "mean likelihood")
+POOR_FEATURES: tuple[str, ...] = ("share of cycles poor", "log(1 + cycles)")
+
+
+@dataclass(frozen=True)
+class LearnedVerdict:
+    """Linear record scores learned from records: a part is present (a record is Poor
+    Quality) when its score ``bias + weights . features`` is above zero.
+
+    Each tuple is the bias followed by one weight per feature, in the order of
+    :data:`PRESENCE_FEATURES` (crackle, wheeze; over the good cycles) or
+    :data:`POOR_FEATURES` (poor; over every cycle). The decision thresholds are folded into
+    the biases, so the verdict needs nothing else.
+    """
+
+    crackle: tuple[float, ...]
+    wheeze: tuple[float, ...]
+    poor: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        for name, size in (("crackle", len(PRESENCE_FEATURES)),
+                           ("wheeze", len(PRESENCE_FEATURES)), ("poor", len(POOR_FEATURES))):
+            values = tuple(float(v) for v in getattr(self, name))
+            if len(values) != size + 1:
+                raise ValueError(f"learned verdict: {name} needs a bias and {size} weights, "
+                                 f"got {len(values)} numbers")
+            object.__setattr__(self, name, values)
+
+    def to_dict(self) -> dict:
+        return {"crackle": list(self.crackle), "wheeze": list(self.wheeze),
+                "poor": list(self.poor)}
+
+
+def _linear(coefficients: Sequence[float], features: Sequence[float]) -> float:
+    return coefficients[0] + sum(w * x for w, x in zip(coefficients[1:], features, strict=True))
+
+
+def presence_features(good: Sequence[CycleFinding], part: str) -> tuple[float, ...]:
+    """:data:`PRESENCE_FEATURES` of ``part`` ("crackle" or "wheeze") over good cycles.
+
+    A cycle without a likelihood (written before likelihoods were kept) counts with its
+    flag as 1 or 0.
+    """
+    flags = [bool(getattr(c, part)) for c in good]
+    likelihoods = sorted((float(flag) if p is None else float(p)
+                          for flag, p in zip(flags, (getattr(c, f"p_{part}") for c in good),
+                                             strict=True)), reverse=True)
+    if not good:
+        return 0.0, 0.0, 0.0
+    top = likelihoods[:2]
+    return sum(flags) / len(good), sum(top) / len(top), sum(likelihoods) / len(likelihoods)
+
+
+def poor_features(cycles: Sequence[CycleFinding]) -> tuple[float, ...]:
+    """:data:`POOR_FEATURES` over every cycle of a record."""
+    n_poor = sum(c.poor_quality for c in cycles)
+    return (n_poor / len(cycles) if cycles else 1.0), math.log1p(len(cycles))
+
+
 @dataclass(frozen=True)
 class VerdictRule:
     """Parameters of the record verdict; they travel in the model manifest.
@@ -88,27 +150,40 @@ class VerdictRule:
     A finding must appear in at least ``min_cycles`` cycles and in at least
     ``min_fraction`` of the good-quality cycles to count for the record, which keeps one
     spurious cycle from flipping a record. A record is Poor Quality when too few cycles
-    were usable.
+    were usable. With ``learned`` (:class:`LearnedVerdict`, fitted on records), its scores
+    decide Poor Quality and each finding instead, and ``min_good_cycles`` still applies.
     """
 
     min_cycles: int = 1
     min_fraction: float = 0.0
     poor_quality_fraction: float = 0.5  # share of poor cycles that makes the record poor
     min_good_cycles: int = 1
+    learned: LearnedVerdict | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.learned, Mapping):  # read back from a manifest or an event
+            object.__setattr__(self, "learned", LearnedVerdict(**self.learned))
 
     def to_dict(self) -> dict:
-        return {"min_cycles": self.min_cycles, "min_fraction": self.min_fraction,
-                "poor_quality_fraction": self.poor_quality_fraction,
-                "min_good_cycles": self.min_good_cycles}
+        fields: dict[str, Any] = {
+            "min_cycles": self.min_cycles, "min_fraction": self.min_fraction,
+            "poor_quality_fraction": self.poor_quality_fraction,
+            "min_good_cycles": self.min_good_cycles}
+        if self.learned is not None:
+            fields["learned"] = self.learned.to_dict()
+        return fields
 
 
 @dataclass(frozen=True)
 class CycleFinding:
-    """What the record rule needs to know about one cycle."""
+    """What the record verdict needs to know about one cycle: its flags, its quality and
+    (for a learned verdict) the model's likelihoods behind the flags."""
 
     crackle: bool
     wheeze: bool
     poor_quality: bool = False
+    p_crackle: float | None = None
+    p_wheeze: float | None = None
 
 
 @dataclass(frozen=True)
@@ -127,11 +202,21 @@ def record_verdict(cycles: Sequence[CycleFinding] | Iterable[CycleFinding],
     cycles : sequence of CycleFinding
         Findings of every cycle of the record, in any order.
     rule : VerdictRule, optional
-        Thresholds; defaults to "any cycle counts".
+        Counting thresholds, or a learned verdict (``rule.learned``); defaults to "any
+        cycle counts".
+
+    Examples
+    --------
+    >>> record_verdict([CycleFinding(False, False), CycleFinding(True, False)]).label
+    'DAS'
+    >>> record_verdict([CycleFinding(True, False, poor_quality=True)]).label
+    'Poor Quality'
     """
     rule = rule or VerdictRule()
     cycles = list(cycles)
     good = [c for c in cycles if not c.poor_quality]
+    if rule.learned is not None:
+        return _learned_verdict(cycles, good, rule)
     n_poor = len(cycles) - len(good)
     too_noisy = bool(cycles) and n_poor / len(cycles) >= rule.poor_quality_fraction
     if not cycles or too_noisy or len(good) < rule.min_good_cycles:
@@ -142,4 +227,16 @@ def record_verdict(cycles: Sequence[CycleFinding] | Iterable[CycleFinding],
 
     has_crackle = present(sum(c.crackle for c in good))
     has_wheeze = present(sum(c.wheeze for c in good))
+    return Verdict(record_from_flags(has_crackle, has_wheeze), len(cycles), len(good))
+
+
+def _learned_verdict(cycles: list[CycleFinding], good: list[CycleFinding],
+                     rule: VerdictRule) -> Verdict:
+    learned = rule.learned
+    assert learned is not None
+    if (not cycles or len(good) < rule.min_good_cycles
+            or _linear(learned.poor, poor_features(cycles)) > 0):
+        return Verdict(POOR_QUALITY, len(cycles), len(good))
+    has_crackle = _linear(learned.crackle, presence_features(good, "crackle")) > 0
+    has_wheeze = _linear(learned.wheeze, presence_features(good, "wheeze")) > 0
     return Verdict(record_from_flags(has_crackle, has_wheeze), len(cycles), len(good))

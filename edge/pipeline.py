@@ -181,7 +181,8 @@ class InferenceWorker:
         pred = self.model.predict_cycle(job.frames)
         crackle, wheeze = pred.flags(th)
         cycle = assess_cycle(crackle=crackle, wheeze=wheeze, model_poor=pred.poor_quality(th),
-                             clipped_fraction=job.clipped_fraction, dbfs=job.dbfs)
+                             clipped_fraction=job.clipped_fraction, dbfs=job.dbfs,
+                             p_crackle=pred.p_crackle, p_wheeze=pred.p_wheeze)
         subtype = pred.event_class(th)
         latency_ms: float | None = None
         if self.measure_latency:

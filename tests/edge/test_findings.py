@@ -185,3 +185,21 @@ def test_the_dashboard_says_no_signal_before_the_edge_event():
 
     assert NO_SIGNAL_AFTER_S == 1.5
     assert 0.0 < NO_SIGNAL_AFTER_S < STALE_AFTER_S
+
+
+def test_likelihoods_reach_the_record_from_assessments_and_saved_events():
+    from steth.edge.labels import LearnedVerdict
+    assessed = assess_cycle(crackle=False, wheeze=True, model_poor=False, clipped_fraction=0.0,
+                            dbfs=GOOD_DBFS, p_crackle=0.2, p_wheeze=0.7)
+    assert assessed.as_cycle_finding() == CycleFinding(False, True, False, 0.2, 0.7)
+    saved = {"finding": "Crackle", "quality": {"status": "ok"}, "p_crackle": 0.93,
+             "p_wheeze": 0.1}
+    # Crackle present when the two highest crackle likelihoods average over 0.9.
+    rule = VerdictRule(learned=LearnedVerdict(crackle=(-0.9, 0.0, 1.0, 0.0),
+                                              wheeze=(-1.0, 0.0, 0.0, 0.0),
+                                              poor=(-1.0, 0.0, 0.0)))
+    tally = RecordTally(rule)
+    assert tally.add_event(saved).label == "DAS"
+    assert tally.add_event({**saved, "p_crackle": 0.8}).label == "Normal"  # mean 0.865
+    tally.reset()  # a new site starts the record over
+    assert tally.add_event({**saved, "p_crackle": 0.95}).label == "DAS"

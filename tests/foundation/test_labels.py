@@ -4,6 +4,7 @@ import pytest
 
 from steth.edge.labels import (
     CycleFinding,
+    LearnedVerdict,
     VerdictRule,
     event_to_flags,
     event_to_four_class,
@@ -52,3 +53,43 @@ def test_poor_cycles_do_not_vote_and_thresholds_apply():
     assert record_verdict([f(c=True, poor=True), f(), f()]).label == "Normal"
     rule = VerdictRule(min_fraction=0.5)
     assert record_verdict([f(w=True), f(), f()], rule).label == "Normal"
+
+
+# Crackle present when over 30 % of good cycles are flagged; wheeze when the two highest
+# wheeze likelihoods average over 0.8; Poor Quality when over half the cycles are poor.
+LEARNED = VerdictRule(learned=LearnedVerdict(crackle=(-0.3, 1.0, 0.0, 0.0),
+                                             wheeze=(-0.8, 0.0, 1.0, 0.0),
+                                             poor=(-0.5, 1.0, 0.0)))
+
+
+def fp(c=False, w=False, poor=False, pc=0.1, pw=0.1):
+    return CycleFinding(c, w, poor, pc, pw)
+
+
+def test_learned_verdict_follows_its_scores():
+    assert record_verdict([fp()] * 6, LEARNED).label == "Normal"
+    # One flagged cycle of six is under 30 %: the record stays Normal.
+    assert record_verdict([fp(c=True, pc=0.9)] + [fp()] * 5, LEARNED).label == "Normal"
+    assert record_verdict([fp(c=True, pc=0.9)] * 2 + [fp()] * 4, LEARNED).label == "DAS"
+    # Wheeze decides on likelihoods: two confident cycles, none flagged.
+    assert record_verdict([fp(pw=0.85)] * 2 + [fp()] * 4, LEARNED).label == "CAS"
+    assert record_verdict([fp(pw=0.85), fp(pw=0.7)] + [fp()] * 4, LEARNED).label == "Normal"
+    assert record_verdict([fp(poor=True)] * 4 + [fp(c=True)] * 3, LEARNED).label == (
+        "Poor Quality")
+    assert record_verdict([], LEARNED).label == "Poor Quality"
+    verdict = record_verdict([fp(poor=True)] * 3 + [fp(c=True)] * 3, LEARNED)
+    assert (verdict.label, verdict.n_cycles, verdict.n_good_cycles) == ("DAS", 6, 3)
+
+
+def test_cycles_without_likelihoods_count_with_their_flags():
+    old = [CycleFinding(False, True)] * 2 + [CycleFinding(False, False)] * 4
+    assert record_verdict(old, LEARNED).label == "CAS"
+
+
+def test_learned_verdict_travels_as_a_dict():
+    data = LEARNED.to_dict()
+    assert data["learned"]["poor"] == [-0.5, 1.0, 0.0]
+    assert VerdictRule(**data) == LEARNED
+    assert "learned" not in VerdictRule().to_dict()
+    with pytest.raises(ValueError, match="crackle needs a bias and 3 weights"):
+        VerdictRule(learned={"crackle": [0.0], "wheeze": [0, 0, 0, 0], "poor": [0, 0, 0]})

@@ -134,7 +134,9 @@ def test_a_settling_or_poor_cycle_counts_as_the_edge_counts_it():
         findings = stream_record(fake_model(), rec).findings
     finally:
         stream_eval.stream_recording = original
-    assert findings == [CycleFinding(False, True, True), CycleFinding(False, False, False)]
+    # The likelihoods travel too (the learned verdict reads them): 0.0 in these events.
+    assert findings == [CycleFinding(False, True, True, 0.0, 0.0),
+                        CycleFinding(False, False, False, 0.0, 0.0)]
 
 
 def test_the_streamed_verdict_is_the_record_rule_over_the_counted_cycles(shared_data):
