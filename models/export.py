@@ -35,7 +35,7 @@ from steth.models.train import (
     run_dir,
     training_window,
 )
-from steth.models.verdict_fit import apply_rule_to_manifests, fit_rule_on_validation, sibling_models
+from steth.models.verdict_fit import apply_rule_to_manifests, sibling_models
 
 OUTPUT_NAMES = ("findings", "subtype", "quality")
 # How closely an int8 file must reproduce the torch weights it came from, on validation.
@@ -292,16 +292,26 @@ def export_run(cfg: TrainConfig, data_root: Path, out_dir: Path,
 
 
 def refit_verdict_rule(cfg: TrainConfig, data_root: Path, out_dir: Path) -> list[Path]:
-    """Fit the record rule on the SPRSound validation records with the exported int8 model."""
+    """Fit the record verdict for the exported int8 model on what the bedside counts: the
+    cycles the streaming pipeline detects in the run's SPRSound validation records. The
+    counting rule and the learned verdict are cross-validated over the validation patients;
+    the better is refitted on them all and written to every manifest."""
+    from steth.models.stream_eval import fit_rule_on_detected_validation
+
     int8 = out_dir / f"{cfg.name}.int8.onnx"
     feat = log_mel_config(cfg)
     model = CycleModel(int8, expected_feature_hash=feat.unnormalised.hash(), threads=1)
-    rule, scores, default, n = fit_rule_on_validation(model, feat, data_root,
-                                                      cfg.val_fraction, cfg.validation_seed)
-    print(f"verdict rule on {n} validation records: {rule.to_dict()} "
-          f"2-1 {scores['2-1']:.3f} 2-2 {scores['2-2']:.3f} "
-          f"(default rule: 2-1 {default['2-1']:.3f} 2-2 {default['2-2']:.3f})")
-    return apply_rule_to_manifests(sibling_models(int8), rule, scores, n)
+    fit = fit_rule_on_detected_validation(model, data_root, cfg.val_fraction,
+                                          cfg.validation_seed, choose=True)
+    assert fit.choice is not None
+    cv = fit.choice["cross_validated"]
+    print(f"record verdict on the detected cycles of {len(fit.records)} validation records: "
+          f"{fit.choice['kind']} {fit.rule.to_dict()} 2-1 {fit.scores['2-1']:.3f} "
+          f"2-2 {fit.scores['2-2']:.3f}; cross-validated mean: counting rule "
+          f"{cv['rule']['mean']:.3f}, learned {cv['learned']['mean']:.3f}")
+    detected = fit.to_dict()["fit"]
+    return apply_rule_to_manifests(sibling_models(int8), fit.rule, fit.scores,
+                                   len(fit.records), on=detected["on"], choice=fit.choice)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -313,8 +323,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int)
     parser.add_argument("--out", type=Path, default=DEFAULT_EXPORT_DIR)
     parser.add_argument("--verdict-only", action="store_true",
-                        help="keep the exported files; only refit the record-verdict rule on "
-                             "validation with the int8 model and rewrite every manifest")
+                        help="keep the exported files; only refit the record verdict on the "
+                             "cycles detected in the validation records with the int8 model "
+                             "(counting rule or learned, whichever cross-validates better) "
+                             "and rewrite every manifest")
     args = parser.parse_args(argv)
     cfg = TrainConfig.from_toml(args.config)
     if args.seed is not None:

@@ -58,12 +58,15 @@ def seed_result(cfg: TrainConfig, data_root: Path, n_boot: int) -> dict:
     return result
 
 
-def summarise_seeds(per_seed: list[dict]) -> dict:
+def summarise_seeds(per_seed: list[dict], split_seed: int | None = None) -> dict:
     chosen = max(per_seed, key=lambda r: r["validation"]["mean"])
+    split = ("Each seed has its own patient-disjoint validation split" if split_seed is None
+             else f"Every seed shares one patient-disjoint validation split (split seed "
+                  f"{split_seed}); seeds vary initialisation and sampling")
     return {
         "note": "int8 ONNX, SPRSound 2022 test combined, BioCAS Score (ICBHI Score for "
-                "'icbhi'). Each seed has its own patient-disjoint validation split; the "
-                f"committed seed is the best on validation: seed {chosen['seed']}.",
+                f"'icbhi'). {split}; the committed seed is the best on validation: "
+                f"seed {chosen['seed']}.",
         "seeds": [f"seed {r['seed']}" for r in per_seed],
         "chosen_seed": chosen["seed"],
         "validation_mean": [r["validation"]["mean"] for r in per_seed],
@@ -97,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, ModelError, OSError) as exc:
         print(f"steth-seeds: {exc}", file=sys.stderr)
         return 2
-    summary = summarise_seeds(per_seed)
+    summary = summarise_seeds(per_seed, TrainConfig.from_toml(args.config).split_seed)
     for task in TASKS:
         print(f"{task}: " + " ".join(f"{v:.3f}" for v in summary["scores"][task]) +
               f"  mean {summary['mean'][task]:.3f} ± {summary['std'][task]:.3f}")

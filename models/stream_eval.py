@@ -64,6 +64,8 @@ from steth.models.datasets import (
 from steth.models.detect_eval import SEARCH_SPACE, Interval, match
 from steth.models.metrics import to_task_label
 from steth.models.verdict_fit import (
+    CV_FOLDS,
+    choose_verdict,
     fit_verdict_rule,
     manifest_validation_split,
     record_task_scores,
@@ -179,47 +181,67 @@ def evaluate(model: CycleModel, recordings: list[Recording], n_boot: int = 200,
 # ------------------------------------------------------------- record rule on detected cycles
 
 DETECTED_VALIDATION = "detected-validation"
+CHOSEN_VALIDATION = "chosen-validation"
 
 
 @dataclass(frozen=True)
 class DetectedRuleFit:
-    """The record rule fitted on the detected cycles of a run's validation records."""
+    """The record verdict fitted on the detected cycles of a run's validation records."""
 
     rule: VerdictRule
-    scores: dict[str, float]  # validation 2-1, 2-2 and mean of the fitted rule
+    scores: dict[str, float]  # validation 2-1, 2-2 and mean of the fitted verdict
     manifest_rule_scores: dict[str, float]  # the same records under the manifest's rule
     records: tuple[str, ...]  # keys of the validation recordings streamed
     val_fraction: float
     seed: int
+    choice: dict | None = None  # with a choice: both forms' cross-validated scores
 
     def to_dict(self) -> dict:
-        return {"rule": self.rule.to_dict(),
-                "fit": {"on": "cycles the streaming pipeline detects in the patient-disjoint "
-                              "validation split of SPRSound train (record labels)",
-                        "objective": "mean of BioCAS Scores of tasks 2-1 and 2-2",
-                        "val_fraction": self.val_fraction, "seed": self.seed,
-                        "records": len(self.records), "validation_scores": self.scores,
-                        "manifest_rule_validation_scores": self.manifest_rule_scores}}
+        fit = {"on": "cycles the streaming pipeline detects in the patient-disjoint "
+                     "validation split of SPRSound train (record labels)",
+               "objective": "mean of BioCAS Scores of tasks 2-1 and 2-2",
+               "val_fraction": self.val_fraction, "seed": self.seed,
+               "records": len(self.records), "validation_scores": self.scores,
+               "manifest_rule_validation_scores": self.manifest_rule_scores}
+        if self.choice is not None:
+            fit["choice"] = self.choice
+        return {"rule": self.rule.to_dict(), "fit": fit}
 
 
-def fit_rule_on_detected_validation(model: CycleModel, data_root: Path, val_fraction: float,
-                                    seed: int) -> DetectedRuleFit:
-    """Fit the record rule on what the bedside sees: detected cycles, not tiled windows.
-
-    Each validation recording (:func:`verdict_fit.validation_records`, the split
-    ``steth-export`` fits the manifest's rule on) is replayed through the pipeline as the
-    test recordings are, and the grid of :func:`verdict_fit.fit_verdict_rule` is searched
-    on the cycles the edge's record would count. No test recording is read.
-    """
+def detected_validation_findings(model: CycleModel, data_root: Path, val_fraction: float,
+                                 seed: int) -> tuple[list[Recording], list[list[CycleFinding]]]:
+    """A run's validation records and, per record, the cycles the edge's record would count
+    when the record is replayed through the pipeline. No test recording is read."""
     records = validation_records(data_root, val_fraction, seed)
     if any(r.split != "train" for r in records):
         raise DataError("a validation record outside SPRSound train: refusing to fit on it")
-    findings = [stream_record(model, r).findings for r in records]
+    return records, [stream_record(model, r).findings for r in records]
+
+
+def fit_rule_on_detected_validation(model: CycleModel, data_root: Path, val_fraction: float,
+                                    seed: int, *, choose: bool = False) -> DetectedRuleFit:
+    """Fit the record verdict on what the bedside sees: detected cycles, not tiled windows.
+
+    Each validation recording (:func:`verdict_fit.validation_records`, the split
+    ``steth-export`` fits the manifest's verdict on) is replayed through the pipeline as the
+    test recordings are. Without ``choose`` the grid of :func:`verdict_fit.fit_verdict_rule`
+    is searched; with it, the counting rule and the learned verdict are cross-validated
+    over the validation patients and the better one is refitted on them all
+    (:func:`verdict_fit.choose_verdict`).
+    """
+    records, findings = detected_validation_findings(model, data_root, val_fraction, seed)
     labels = [str(r.record_label) for r in records]
-    rule, scores = fit_verdict_rule(findings, labels)
+    choice = None
+    if choose:
+        chosen = choose_verdict(findings, labels, [r.patient for r in records])
+        rule, scores = chosen.rule, chosen.fitted_scores
+        choice = {"kind": chosen.kind, "cross_validated": chosen.cv_scores,
+                  "folds": CV_FOLDS}
+    else:
+        rule, scores = fit_verdict_rule(findings, labels)
     return DetectedRuleFit(rule, scores,
                            record_task_scores(findings, labels, model.manifest.verdict_rule),
-                           tuple(r.key for r in records), val_fraction, seed)
+                           tuple(r.key for r in records), val_fraction, seed, choice)
 
 
 def load_rule(path: Path) -> VerdictRule:
@@ -702,14 +724,17 @@ def main(argv: list[str] | None = None) -> int:
                              "folds' held-out scores first (default 0: shipped settings)")
     parser.add_argument("--bootstrap", type=int, default=1000,
                         help="patient resamples of the 95%% intervals (default 1000)")
-    parser.add_argument("--verdict-rule", metavar=f"FILE|{DETECTED_VALIDATION}",
+    parser.add_argument("--verdict-rule",
+                        metavar=f"FILE|{DETECTED_VALIDATION}|{CHOSEN_VALIDATION}",
                         help="SPRSound: also score the streamed record verdicts with another "
                              "record rule: a JSON file (rule fields, a manifest, or a --json "
                              f"report of this command), or {DETECTED_VALIDATION}: fit it first "
                              "on the cycles detected in the model's SPRSound validation "
                              "records (its manifest's split; never a test record) with "
-                             "steth-export's grid; prints tiled | streamed | streamed with it "
-                             "(tiled needs --annotated)")
+                             f"steth-export's grid; or {CHOSEN_VALIDATION}: on the same cycles, "
+                             "cross-validate that rule against the learned verdict over the "
+                             "validation patients and keep the better; prints tiled | "
+                             "streamed | streamed with it (tiled needs --annotated)")
     parser.add_argument("--json", type=Path, help="write the full report here")
     args = parser.parse_args(argv)
     if args.split == "icbhi":
@@ -725,11 +750,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def rule_for(arg: str, model: CycleModel, data_root: Path) -> tuple[VerdictRule, dict]:
     """The ``--verdict-rule`` rule and what to report of where it came from."""
-    if arg != DETECTED_VALIDATION:
+    if arg not in (DETECTED_VALIDATION, CHOSEN_VALIDATION):
         rule = load_rule(Path(arg))
         return rule, {"rule": rule.to_dict(), "from": arg}
     fit = fit_rule_on_detected_validation(model, data_root,
-                                          *manifest_validation_split(model.manifest.data))
+                                          *manifest_validation_split(model.manifest.data),
+                                          choose=arg == CHOSEN_VALIDATION)
     return fit.rule, fit.to_dict()
 
 
@@ -757,14 +783,21 @@ def main_sprsound(args: argparse.Namespace) -> int:
     print(comparison_table(report["results"], annotated))
     if rule is not None and rule_fit is not None:
         report["verdict_rule_fit"] = rule_fit
-        title = ("rule fitted on detected validation cycles"
-                 if args.verdict_rule == DETECTED_VALIDATION else f"rule of {args.verdict_rule}")
+        title = {DETECTED_VALIDATION: "rule fitted on detected validation cycles",
+                 CHOSEN_VALIDATION: "verdict chosen on detected validation cycles"
+                 }.get(args.verdict_rule, f"rule of {args.verdict_rule}")
         print(f"manifest rule {report['manifest_rule']}; {title}: {rule.to_dict()}")
         if "fit" in rule_fit:
             fit = rule_fit["fit"]
             print(f"  fitted on {fit['records']} validation records: "
                   + _validation_line(fit["validation_scores"], "fitted rule") + "; "
                   + _validation_line(fit["manifest_rule_validation_scores"], "manifest rule"))
+            if "choice" in fit:
+                cv = fit["choice"]["cross_validated"]
+                print(f"  {fit['choice']['folds']}-fold patient cross-validation: "
+                      + _validation_line(cv["rule"], "counting rule") + "; "
+                      + _validation_line(cv["learned"], "learned") + "; kept: "
+                      + fit["choice"]["kind"])
         print(record_rule_table(annotated, report["results"], report["results_rule"], title))
     if args.json:
         report = {"summary": record_summary(report, annotated), **report}

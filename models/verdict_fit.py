@@ -1,13 +1,18 @@
-"""Fit the record-verdict rule on validation recordings (``steth-export --verdict-only``).
+"""Fit the record verdict on validation recordings.
 
 The per-cycle thresholds are tuned for the event tasks; a record verdict pools many cycles,
-and "one flagged window makes the record abnormal" flags too many Normal records. The rule's
-parameters (:class:`edge.labels.VerdictRule`) are therefore chosen separately, on the
+and "one flagged window makes the record abnormal" flags too many Normal records. The
+verdict (:class:`edge.labels.VerdictRule`) is therefore fitted separately, on the
 patient-disjoint validation split of the SPRSound training data, to maximise the mean of the
-record tasks 2-1 and 2-2 — never on a test set. The deployed (int8) model scores the
-windows tiled over each recording. The bedside instead pools the cycles its detector finds;
-``steth-stream-eval --verdict-rule detected-validation`` fits the same grid on those
-(:func:`steth.models.stream_eval.fit_rule_on_detected_validation`).
+record tasks 2-1 and 2-2 — never on a test set. It takes one of two forms: the counting rule
+(a grid search, :func:`fit_verdict_rule`) or the learned verdict (logistic scores over the
+record's cycles and their likelihoods, :func:`fit_learned_verdict`); :func:`choose_verdict`
+cross-validates both over the validation patients and keeps the better.
+
+``steth-export`` fits it on what the bedside counts: the cycles the streaming pipeline
+detects in the validation records (:func:`steth.models.stream_eval.fit_rule_on_detected_validation`).
+The tiled-window fit (:func:`fit_rule_on_validation`, windows tiled over each recording as
+the benchmark forms record verdicts) remains for scoring training runs without streaming.
 """
 
 from __future__ import annotations
@@ -278,19 +283,27 @@ def fit_rule_on_validation(model: CycleModel | Any, frontend: FrontEnd, data_roo
     return rule, scores, record_task_scores(findings, labels, VerdictRule()), len(val)
 
 
+TILED_VALIDATION = "patient-disjoint validation split of SPRSound train (record labels)"
+
+
 def apply_rule_to_manifests(model_paths: Sequence[Path], rule: VerdictRule,
-                            scores: dict[str, float], n_records: int) -> list[Path]:
-    """Rewrite each model's manifest with the fitted rule (weights and hashes unchanged)."""
+                            scores: dict[str, float], n_records: int, *,
+                            on: str = TILED_VALIDATION, choice: dict | None = None
+                            ) -> list[Path]:
+    """Rewrite each model's manifest with the fitted verdict (weights and hashes unchanged
+    but for the decision digests, which the rewrite pins afresh)."""
     written = []
     for path in model_paths:
         manifest = load_manifest(path)
         fields = {k: v for k, v in manifest.data.items()
                   if k not in ("schema", "weights_file", "weights_sha256")}
         fields["verdict_rule"] = rule.to_dict()
-        fields.setdefault("training", {})["verdict_rule_fit"] = {
-            "on": "patient-disjoint validation split of SPRSound train (record labels)",
-            "records": n_records, "objective": "mean of BioCAS Scores of tasks 2-1 and 2-2",
-            "validation_scores": scores}
+        fit = {"on": on, "records": n_records,
+               "objective": "mean of BioCAS Scores of tasks 2-1 and 2-2",
+               "validation_scores": scores}
+        if choice is not None:
+            fit["choice"] = choice
+        fields.setdefault("training", {})["verdict_rule_fit"] = fit
         written.append(write_manifest(path, fields))
     return written
 

@@ -172,3 +172,22 @@ def test_verdict_rule_is_refused_for_icbhi(capsys):
     with pytest.raises(SystemExit):
         main(["--split", "icbhi", "--verdict-rule", "detected-validation"])
     assert "--verdict-rule applies to the SPRSound" in capsys.readouterr().err
+
+
+def test_with_a_choice_both_forms_are_cross_validated_on_the_detected_cycles(monkeypatch):
+    records, events_of, _ = synthetic_records()
+    monkeypatch.setattr(stream_eval, "stream_recording", fake_stream(events_of, []))
+    monkeypatch.setattr(stream_eval, "validation_records", lambda *_: records)
+    fit = fit_rule_on_detected_validation(fake_model(), Path("/nonexistent"), 0.15, 1,
+                                          choose=True)
+    assert fit.choice is not None
+    cv = fit.choice["cross_validated"]
+    assert set(cv) == {"rule", "learned"} and fit.choice["folds"] == 5
+    kept = "learned" if cv["learned"]["mean"] > cv["rule"]["mean"] else "rule"
+    assert fit.choice["kind"] == kept
+    assert (fit.rule.learned is not None) == (kept == "learned")
+    assert fit.to_dict()["fit"]["choice"] == fit.choice
+    detected = [stream_record(fake_model(), r).findings for r in records]
+    labels = [str(r.record_label) for r in records]
+    assert record_task_scores(detected, labels, fit.rule)["mean"] == pytest.approx(
+        fit.scores["mean"])
