@@ -10,7 +10,8 @@ record's cycles and their likelihoods, :func:`fit_learned_verdict`); :func:`choo
 cross-validates both over the validation patients and keeps the better.
 
 ``steth-export`` fits it on what the bedside counts: the cycles the streaming pipeline
-detects in the validation records (:func:`steth.models.stream_eval.fit_rule_on_detected_validation`).
+detects in the validation records
+(:func:`steth.models.stream_eval.fit_rule_on_detected_validation`).
 The tiled-window fit (:func:`fit_rule_on_validation`, windows tiled over each recording as
 the benchmark forms record verdicts) remains for scoring training runs without streaming.
 """
