@@ -24,7 +24,6 @@ folds as separate background lanes, one thread each::
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -39,7 +38,14 @@ from steth.models.benchmark import Collected, device_rows, print_device_table, s
 from steth.models.datasets import DataError, default_data_root, load_icbhi, load_sprsound
 from steth.models.folds import ALL_ICBHI, Fold, build_folds, fold_name
 from steth.models.guard_fit import firing, fit_guard
-from steth.models.train import TrainConfig, run_dir, training_recordings
+from steth.models.train import (
+    TrainConfig,
+    fold_config,
+    fold_dir,
+    fold_model,
+    run_dir,
+    training_recordings,
+)
 
 FOLD_REPORT = "lodo.json"
 PROTOCOLS = {
@@ -51,21 +57,6 @@ PROTOCOLS = {
               "ICBHI patients who never used the held-out device; held-out device's cycles "
               "scored with the fold's int8 model",
 }
-
-
-def fold_config(cfg: TrainConfig, fold: Fold) -> TrainConfig:
-    return dataclasses.replace(cfg, hold_out_device=fold.held_out)
-
-
-def fold_dir(cfg: TrainConfig) -> Path:
-    """A fold's own folder: where a training fold's run lives (``run_dir``). Folds of a
-    recipe that selects on the held-in stethoscopes share one SPRSound-only run, so each
-    keeps its choice and export in the folder a training fold would have."""
-    return run_dir(dataclasses.replace(cfg, icbhi_role="train"))
-
-
-def fold_model(cfg: TrainConfig) -> Path:
-    return fold_dir(cfg) / "export" / f"{cfg.name}.int8.onnx"
 
 
 def train_fold(cfg: TrainConfig, data_root: Path) -> None:

@@ -531,6 +531,32 @@ def front_end_line(norm: NormConfig) -> str:
             "reads the log-mel as computed.")
 
 
+def verdict_line(rule: dict, fit: dict) -> str:
+    """The record verdict: its form and parameters, and what it was fitted and chosen on."""
+    learned = rule.get("learned")
+    if learned:
+        parts = "; ".join(f"{part} " + ", ".join(f"{v:+.3f}" for v in values)
+                          for part, values in sorted(learned.items()))
+        text = (f"- Record verdict: learned (edge/labels.py `LearnedVerdict`; bias, then one "
+                f"weight per feature): {parts}; at least {rule['min_good_cycles']} good "
+                "cycle(s)")
+    else:
+        text = f"- Record verdict: counting rule {rule}"
+    if not fit:
+        return text + "."
+    text += (f". Fitted on {fit['records']} validation records, "
+             f"{fit.get('on', 'tiled windows')} (in-sample there: 2-1 "
+             f"{fit['validation_scores']['2-1']:.3f}, 2-2 "
+             f"{fit['validation_scores']['2-2']:.3f})")
+    choice = fit.get("choice")
+    if choice:
+        cv = choice["cross_validated"]
+        text += (f"; chosen over the other form by {choice['folds']}-fold patient "
+                 f"cross-validation (mean of 2-1 and 2-2: counting rule "
+                 f"{cv['rule']['mean']:.3f}, learned {cv['learned']['mean']:.3f})")
+    return text + "."
+
+
 def card_markdown(manifest: dict, results: dict[str, dict], slice_scores: dict[str, float],
                   seeds: dict | None, extras: CardExtras | None = None) -> str:
     extras = extras or CardExtras()
@@ -570,10 +596,7 @@ def card_markdown(manifest: dict, results: dict[str, dict], slice_scores: dict[s
         f" raw, {cal.get('ece_calibrated', float('nan')):.3f} calibrated. "
         + ("The product shows probabilities." if cal.get("calibrated") else
            "The product shows coarse levels only."),
-        f"- Record rule: {manifest['verdict_rule']}"
-        + (f", fit on {rule_fit['records']} validation records "
-           f"(validation 2-1 {rule_fit['validation_scores']['2-1']:.3f}, "
-           f"2-2 {rule_fit['validation_scores']['2-2']:.3f})." if rule_fit else "."),
+        verdict_line(manifest["verdict_rule"], rule_fit),
         "", *metrics_section(results["clean"]), "",
         *per_device_section(extras.devices, manifest), "", *lodo_section(extras.lodo), "",
         *guard_section(manifest, extras.lodo), "", *robustness_section(results), "",

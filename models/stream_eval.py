@@ -435,7 +435,7 @@ def lodo_model_for(cfg: TrainConfig, config_path: Path, rec: Recording,
                    folds: dict) -> tuple[Path, bool]:
     """The int8 model of the fold of recipe ``cfg`` that never heard ``rec``'s stethoscope,
     and whether that fold trained on ``rec``'s patient (never, in the training half)."""
-    from steth.models.lodo import fold_config, fold_model
+    from steth.models.train import fold_config, fold_model
 
     fold = folds.get(rec.device)
     if fold is None:

@@ -20,7 +20,7 @@ import time
 import tomllib
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ from steth.models.datasets import (
 )
 from steth.models.device_augment import simulate_device
 from steth.models.feature_cache import FrontEnd, default_cache_root
-from steth.models.folds import fold_name, fold_training_recordings
+from steth.models.folds import Fold, fold_name, fold_training_recordings
 from steth.models.metrics import task_scores, to_task_label
 from steth.models.nets import BreathNetConfig
 from steth.models.zoo import ZooError, build_net, frontend_config, net_config
@@ -477,6 +477,23 @@ def run_dir(cfg: TrainConfig) -> Path:
         base = base / f"without-{fold_name(cfg.hold_out_device)}"
     split = "" if cfg.split_seed is None else f"-split{cfg.split_seed}"
     return base / f"seed{cfg.seed}{split}"
+
+
+def fold_config(cfg: TrainConfig, fold: Fold) -> TrainConfig:
+    """The recipe of one leave-one-device-out fold: its held-out stethoscope set."""
+    return replace(cfg, hold_out_device=fold.held_out)
+
+
+def fold_dir(cfg: TrainConfig) -> Path:
+    """A fold's own folder: where a training fold's run lives (``run_dir``). Folds of a
+    recipe that selects on the held-in stethoscopes share one SPRSound-only run, so each
+    keeps its choice and export in the folder a training fold would have."""
+    return run_dir(replace(cfg, icbhi_role="train"))
+
+
+def fold_model(cfg: TrainConfig) -> Path:
+    """The fold's exported int8 classifier."""
+    return fold_dir(cfg) / "export" / f"{cfg.name}.int8.onnx"
 
 
 def training_recordings(cfg: TrainConfig, data_root: Path
