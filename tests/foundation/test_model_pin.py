@@ -65,7 +65,8 @@ def test_an_edited_threshold_is_refused_naming_the_field(tmp_path):
 
 @pytest.mark.parametrize("field, edit", [
     ("calibration", lambda d: d["calibration"]["temperature"].update(findings=0.2)),
-    ("verdict_rule", lambda d: d["verdict_rule"].update(min_cycles=1)),
+    ("verdict_rule", lambda d: d["verdict_rule"].update(
+        min_good_cycles=d["verdict_rule"]["min_good_cycles"] + 1)),
     ("version", lambda d: d.update(version="9.9.9")),
 ])
 def test_each_decision_field_is_pinned_in_tflite_too(tmp_path, field, edit):
