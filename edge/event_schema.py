@@ -216,7 +216,8 @@ RULE_FIELDS: dict[str, Field] = {
     # A learned verdict's coefficients (edge.labels.LearnedVerdict): bias, then weights.
     "learned": Field(obj({"crackle": Field(number_list(-1e6, 1e6, 4)),
                           "wheeze": Field(number_list(-1e6, 1e6, 4)),
-                          "poor": Field(number_list(-1e6, 1e6, 3))}), required=False),
+                          "poor": Field(number_list(-1e6, 1e6, 3)),
+                          "max_cycles": Field(integer(1), required=False)}), required=False),
 }
 
 MESSAGE_FIELDS: dict[str, dict[str, Field]] = {

@@ -102,6 +102,10 @@ class LearnedVerdict:
     crackle: tuple[float, ...]
     wheeze: tuple[float, ...]
     poor: tuple[float, ...]
+    # The most cycles a fitted record had. A longer record counts as this many in
+    # log(1 + cycles): the scores were never fitted beyond it, and a site monitored for
+    # minutes must not drift into Poor Quality by its length alone.
+    max_cycles: int | None = None
 
     def __post_init__(self) -> None:
         for name, size in (("crackle", len(PRESENCE_FEATURES)),
@@ -113,8 +117,11 @@ class LearnedVerdict:
             object.__setattr__(self, name, values)
 
     def to_dict(self) -> dict:
-        return {"crackle": list(self.crackle), "wheeze": list(self.wheeze),
-                "poor": list(self.poor)}
+        fields: dict[str, Any] = {"crackle": list(self.crackle), "wheeze": list(self.wheeze),
+                                  "poor": list(self.poor)}
+        if self.max_cycles is not None:
+            fields["max_cycles"] = self.max_cycles
+        return fields
 
 
 def _linear(coefficients: Sequence[float], features: Sequence[float]) -> float:
@@ -137,10 +144,13 @@ def presence_features(good: Sequence[CycleFinding], part: str) -> tuple[float, .
     return sum(flags) / len(good), sum(top) / len(top), sum(likelihoods) / len(likelihoods)
 
 
-def poor_features(cycles: Sequence[CycleFinding]) -> tuple[float, ...]:
-    """:data:`POOR_FEATURES` over every cycle of a record."""
+def poor_features(cycles: Sequence[CycleFinding], max_cycles: int | None = None
+                  ) -> tuple[float, ...]:
+    """:data:`POOR_FEATURES` over every cycle of a record, the count capped at
+    ``max_cycles`` when given."""
     n_poor = sum(c.poor_quality for c in cycles)
-    return (n_poor / len(cycles) if cycles else 1.0), math.log1p(len(cycles))
+    counted = len(cycles) if max_cycles is None else min(len(cycles), max_cycles)
+    return (n_poor / len(cycles) if cycles else 1.0), math.log1p(counted)
 
 
 @dataclass(frozen=True)
@@ -235,7 +245,7 @@ def _learned_verdict(cycles: list[CycleFinding], good: list[CycleFinding],
     learned = rule.learned
     assert learned is not None
     if (not cycles or len(good) < rule.min_good_cycles
-            or _linear(learned.poor, poor_features(cycles)) > 0):
+            or _linear(learned.poor, poor_features(cycles, learned.max_cycles)) > 0):
         return Verdict(POOR_QUALITY, len(cycles), len(good))
     has_crackle = _linear(learned.crackle, presence_features(good, "crackle")) > 0
     has_wheeze = _linear(learned.wheeze, presence_features(good, "wheeze")) > 0

@@ -145,9 +145,10 @@ def logistic_fit(x: np.ndarray, y: np.ndarray, l2: float = LEARNED_L2) -> np.nda
     return np.r_[theta[0] - float(mean @ weights), weights]
 
 
-def _with_offsets(coef: dict[str, np.ndarray], offsets: dict[str, float]) -> VerdictRule:
+def _with_offsets(coef: dict[str, np.ndarray], offsets: dict[str, float],
+                  max_cycles: int) -> VerdictRule:
     parts = {k: tuple(np.r_[coef[k][0] - offsets[k], coef[k][1:]]) for k in coef}
-    return VerdictRule(learned=LearnedVerdict(**parts))
+    return VerdictRule(learned=LearnedVerdict(**parts, max_cycles=max_cycles))
 
 
 def fit_learned_verdict(findings: Sequence[Sequence[CycleFinding]], labels: Sequence[str]
@@ -157,7 +158,8 @@ def fit_learned_verdict(findings: Sequence[Sequence[CycleFinding]], labels: Sequ
     One logistic regression per part (crackle and wheeze present, over records that are
     not Poor Quality and have a good cycle; Poor Quality, over all), then each part's
     decision threshold, by coordinate ascent over quantiles of its scores, for the best
-    mean of the BioCAS Scores of tasks 2-1 and 2-2 on the same records.
+    mean of the BioCAS Scores of tasks 2-1 and 2-2 on the same records. The cycle count is
+    capped, when the verdict is applied, at the longest record fitted on.
     """
     if len(findings) != len(labels) or not labels:
         raise ValueError("need one findings list per labelled record")
@@ -171,15 +173,17 @@ def fit_learned_verdict(findings: Sequence[Sequence[CycleFinding]], labels: Sequ
         score = coef[part][0] + table[part] @ coef[part][1:]
         candidates[part] = np.unique(np.r_[0.0, np.quantile(score, THRESHOLD_QUANTILES)])
     offsets = dict.fromkeys(coef, 0.0)
-    best = record_task_scores(findings, labels, _with_offsets(coef, offsets))
+    max_cycles = max(len(f) for f in findings)
+    best = record_task_scores(findings, labels, _with_offsets(coef, offsets, max_cycles))
     for _ in range(2):
         for part in ("poor", "crackle", "wheeze"):
             for value in candidates[part]:
                 trial = {**offsets, part: float(value)}
-                scores = record_task_scores(findings, labels, _with_offsets(coef, trial))
+                scores = record_task_scores(findings, labels,
+                                            _with_offsets(coef, trial, max_cycles))
                 if scores["mean"] > best["mean"] + 1e-12:
                     offsets, best = trial, scores
-    return _with_offsets(coef, offsets), best
+    return _with_offsets(coef, offsets, max_cycles), best
 
 
 def patient_folds(patients: Sequence[str], k: int = CV_FOLDS, seed: int = 0) -> np.ndarray:

@@ -93,3 +93,17 @@ def test_learned_verdict_travels_as_a_dict():
     assert "learned" not in VerdictRule().to_dict()
     with pytest.raises(ValueError, match="crackle needs a bias and 3 weights"):
         VerdictRule(learned={"crackle": [0.0], "wheeze": [0, 0, 0, 0], "poor": [0, 0, 0]})
+
+
+def test_a_long_site_does_not_become_poor_quality_by_its_length():
+    # Poor Quality score rises with log(1 + cycles): zero at about 20 cycles when none is poor.
+    poor = (-3.0, 2.0, 1.0)
+    presence = (-1.0, 0.0, 0.0, 0.0)
+    uncapped = VerdictRule(learned=LearnedVerdict(presence, presence, poor))
+    capped = VerdictRule(learned=LearnedVerdict(presence, presence, poor, max_cycles=12))
+    site = [fp()] * 2000  # minutes of good, normal cycles
+    assert record_verdict(site, uncapped).label == "Poor Quality"
+    assert record_verdict(site, capped).label == "Normal"
+    assert record_verdict([fp(poor=True)] * 1500 + site, capped).label == "Poor Quality"
+    assert VerdictRule(**capped.to_dict()) == capped
+    assert capped.to_dict()["learned"]["max_cycles"] == 12

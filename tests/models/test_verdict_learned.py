@@ -57,6 +57,7 @@ def test_learned_verdict_uses_the_likelihoods_the_rule_cannot_see():
     learned, learned_scores = fit_learned_verdict(findings, labels)
     assert rule_scores["mean"] < 0.8  # same flags everywhere: one verdict for all
     assert learned.learned is not None
+    assert learned.learned.max_cycles == 6  # the longest record it was fitted on
     assert learned_scores["2-1"] == 1.0 and learned_scores["2-2"] == 1.0
     assert [record_verdict(f, learned).label for f in findings] == labels
 
