@@ -287,7 +287,9 @@ def score_icbhi(model: CycleModel | TorchCycleModel, recordings: list[Recording]
             last = min(last, frames.shape[0])
             if last - first < 4:
                 continue
+            t0 = time.perf_counter()
             pred = model.predict_cycle(frames[first:last])
+            collected.cycle_ms.append((time.perf_counter() - t0) * 1000.0)
             finding = pred.finding(model.thresholds)
             collected.add("icbhi-test", "icbhi", rec.patient, cycle.label, finding)
             collected.add_cycle(rec, cycle.label, finding)

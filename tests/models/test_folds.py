@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,9 @@ def test_the_benchmark_reports_every_icbhi_device_in_sample_when_asked(shared_da
         "icbhi"]["n"]
     assert rows["LittC2SE"]["patients"] == 5 and rows["Meditron"]["patients"] == 7
     assert report["meta"]["icbhi_split"] == "train" and report["meta"]["icbhi_in_sample"] is True
+    # ICBHI cycles are timed like SPRSound events: one time per scored cycle.
+    assert math.isfinite(report["meta"]["cycle_ms_median"])
+    assert report["meta"]["cycle_ms_p95"] >= report["meta"]["cycle_ms_median"] > 0
 
 
 def test_the_lodo_summary_names_the_sprsound_only_fold_in_its_guard_line(capsys):
