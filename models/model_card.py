@@ -535,11 +535,12 @@ def verdict_line(rule: dict, fit: dict) -> str:
     """The record verdict: its form and parameters, and what it was fitted and chosen on."""
     learned = rule.get("learned")
     if learned:
-        parts = "; ".join(f"{part} " + ", ".join(f"{v:+.3f}" for v in values)
-                          for part, values in sorted(learned.items()))
+        parts = "; ".join(f"{part} " + ", ".join(f"{v:+.3f}" for v in learned[part])
+                          for part in ("crackle", "wheeze", "poor"))
+        cap = learned.get("max_cycles")
         text = (f"- Record verdict: learned (edge/labels.py `LearnedVerdict`; bias, then one "
                 f"weight per feature): {parts}; at least {rule['min_good_cycles']} good "
-                "cycle(s)")
+                "cycle(s)" + (f"; cycle count capped at {cap}" if cap else ""))
     else:
         text = f"- Record verdict: counting rule {rule}"
     if not fit:

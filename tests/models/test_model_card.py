@@ -284,3 +284,22 @@ def test_the_card_says_what_icbhi_was_to_the_model():
                    {"use_icbhi": True, "icbhi_role": "select", "hold_out_device": "*"}):
         text = icbhi_role_text(config, rows)
         assert "out-of-sample" in text and "patient-device pairs" not in text
+
+
+def test_the_card_names_the_record_verdicts_form_and_its_choice():
+    from steth.models.model_card import verdict_line
+    learned = {"min_cycles": 1, "min_fraction": 0.0, "poor_quality_fraction": 0.5,
+               "min_good_cycles": 1,
+               "learned": {"crackle": [-1, 0.5, 0.25, 2], "wheeze": [-2, 0, 3, 1],
+                           "poor": [-6, 4, 1.5], "max_cycles": 15}}
+    fit = {"records": 285, "on": "detected cycles",
+           "validation_scores": {"2-1": 0.734, "2-2": 0.646},
+           "choice": {"kind": "learned", "folds": 5,
+                      "cross_validated": {"rule": {"mean": 0.606}, "learned": {"mean": 0.668}}}}
+    line = verdict_line(learned, fit)
+    assert "learned" in line and "crackle -1.000, +0.500, +0.250, +2.000" in line
+    assert "capped at 15" in line and "285 validation records, detected cycles" in line
+    assert "counting rule 0.606, learned 0.668" in line
+    counting = {"min_cycles": 2, "min_fraction": 0.0, "poor_quality_fraction": 0.9,
+                "min_good_cycles": 1}
+    assert verdict_line(counting, {}).startswith("- Record verdict: counting rule")
