@@ -61,6 +61,15 @@ def split_train_validation(recordings: Sequence[Recording], fraction: float = 0.
     return train, val
 
 
+def out_of_fold_groups(recordings: Sequence[Recording], k: int, seed: int = 0) -> list[int]:
+    """A group in 0..k-1 per recording, every recording of a patient in one group, so a
+    model trained without group g gives the recordings of g out-of-fold predictions."""
+    patients = sorted({patient_key(r) for r in recordings})
+    order = np.random.default_rng(seed).permutation(len(patients))
+    group_of = {patients[i]: n % k for n, i in enumerate(order)}
+    return [group_of[patient_key(r)] for r in recordings]
+
+
 def tile_ranges(n_frames: int, window: int) -> list[tuple[int, int]]:
     """Half-overlapping windows over a whole recording (used for record-level quality)."""
     if n_frames <= window:

@@ -545,16 +545,21 @@ def verdict_line(rule: dict, fit: dict) -> str:
         text = f"- Record verdict: counting rule {rule}"
     if not fit:
         return text + "."
-    text += (f". Fitted on {fit['records']} validation records, "
+    text += (f". Fitted on {fit['records']} records, "
              f"{fit.get('on', 'tiled windows')} (in-sample there: 2-1 "
              f"{fit['validation_scores']['2-1']:.3f}, 2-2 "
              f"{fit['validation_scores']['2-2']:.3f})")
-    choice = fit.get("choice")
-    if choice:
+    choice = fit.get("choice") or {}
+    if "cross_validated" in choice:
         cv = choice["cross_validated"]
         text += (f"; chosen over the other form by {choice['folds']}-fold patient "
                  f"cross-validation (mean of 2-1 and 2-2: counting rule "
                  f"{cv['rule']['mean']:.3f}, learned {cv['learned']['mean']:.3f})")
+    elif "validation" in choice:
+        val = choice["validation"]
+        text += (f"; chosen over the other form on {choice['validation_records']} "
+                 f"validation records (mean of 2-1 and 2-2: counting rule "
+                 f"{val['rule']['mean']:.3f}, learned {val['learned']['mean']:.3f})")
     return text + "."
 
 

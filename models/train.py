@@ -33,7 +33,14 @@ from steth.edge.infer import CyclePrediction, cycle_windows, fit_window, sigmoid
 from steth.edge.labels import EVENT_CLASSES, four_class_index
 from steth.edge.normalise import normalise_recording
 from steth.models.chain_augment import add_gain_and_noise
-from steth.models.data import IGNORE, Sample, SampleSet, build_sample_set, split_train_validation
+from steth.models.data import (
+    IGNORE,
+    Sample,
+    SampleSet,
+    build_sample_set,
+    out_of_fold_groups,
+    split_train_validation,
+)
 from steth.models.datasets import (
     DataError,
     Recording,
@@ -72,6 +79,11 @@ class TrainConfig:
     # (weights from SPRSound alone; the held-in stethoscopes choose the checkpoint and fit the
     # thresholds, as stand-ins for a stethoscope the weights never heard).
     icbhi_role: str = "train"
+    # Out-of-fold runs: with ``oof_fold`` = g, the training split's patients of group g
+    # (of ``oof_folds``, models.data.out_of_fold_groups) are left out, so the run's
+    # predictions on them are out-of-fold; validation stays the run's full split.
+    oof_fold: int | None = None
+    oof_folds: int = 3
     max_samples_per_epoch: int = 0  # 0 = one pass over the training samples
     max_recordings: int = 0  # 0 = all; a small number for smoke tests
     subtype_weight: float = 0.5
@@ -476,7 +488,8 @@ def run_dir(cfg: TrainConfig) -> Path:
     elif cfg.hold_out_device:
         base = base / f"without-{fold_name(cfg.hold_out_device)}"
     split = "" if cfg.split_seed is None else f"-split{cfg.split_seed}"
-    return base / f"seed{cfg.seed}{split}"
+    oof = "" if cfg.oof_fold is None else f"-oof{cfg.oof_fold}of{cfg.oof_folds}"
+    return base / f"seed{cfg.seed}{split}{oof}"
 
 
 def fold_config(cfg: TrainConfig, fold: Fold) -> TrainConfig:
@@ -508,7 +521,22 @@ def training_recordings(cfg: TrainConfig, data_root: Path
         rng = np.random.default_rng(cfg.seed)
         recordings = [recordings[i] for i in sorted(rng.choice(len(recordings),
                                                                 cfg.max_recordings, False))]
-    return split_train_validation(recordings, cfg.val_fraction, cfg.validation_seed)
+    train, val = split_train_validation(recordings, cfg.val_fraction, cfg.validation_seed)
+    if cfg.oof_fold is not None:
+        train = [r for r, g in zip(train, out_of_fold_groups(train, cfg.oof_folds,
+                                                             cfg.validation_seed), strict=True)
+                 if g != cfg.oof_fold]
+    return train, val
+
+
+def out_of_fold_recordings(cfg: TrainConfig, data_root: Path) -> list[Recording]:
+    """The training-split recordings an ``oof_fold`` run left out (its out-of-fold set)."""
+    if cfg.oof_fold is None:
+        raise ValueError("not an out-of-fold run: oof_fold is unset")
+    full = replace(cfg, oof_fold=None)
+    train, _ = training_recordings(full, data_root)
+    groups = out_of_fold_groups(train, cfg.oof_folds, cfg.validation_seed)
+    return [r for r, g in zip(train, groups, strict=True) if g == cfg.oof_fold]
 
 
 def load_data(cfg: TrainConfig, data_root: Path) -> tuple[SampleSet, SampleSet]:
@@ -651,7 +679,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs)")
     parser.add_argument("--stop-after", type=int, metavar="EPOCHS",
                         help="stop after this many epochs in total (resume later)")
+    parser.add_argument("--oof-fold", type=int, metavar="G",
+                        help="leave out the training patients of group G, so that this run "
+                             "predicts them out-of-fold (for fitting the record verdict)")
+    parser.add_argument("--oof-folds", type=int, default=3, metavar="K",
+                        help="number of out-of-fold groups (default 3)")
     args = parser.parse_args(argv)
+    if args.oof_fold is not None and not 0 <= args.oof_fold < args.oof_folds:
+        parser.error(f"--oof-fold must be in 0..{args.oof_folds - 1}, not {args.oof_fold}")
     try:
         cfg = TrainConfig.from_toml(args.config)
     except (OSError, tomllib.TOMLDecodeError, TypeError, ValueError, ZooError) as exc:
@@ -659,6 +694,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.seed is not None:
         cfg.seed = args.seed
+    if args.oof_fold is not None:
+        cfg.oof_fold, cfg.oof_folds = args.oof_fold, args.oof_folds
     try:
         out = train(cfg, args.data, progress=not args.no_progress, stop_after=args.stop_after)
     except DataError as exc:

@@ -298,8 +298,12 @@ def test_the_card_names_the_record_verdicts_form_and_its_choice():
                       "cross_validated": {"rule": {"mean": 0.606}, "learned": {"mean": 0.668}}}}
     line = verdict_line(learned, fit)
     assert "learned" in line and "crackle -1.000, +0.500, +0.250, +2.000" in line
-    assert "capped at 15" in line and "285 validation records, detected cycles" in line
+    assert "capped at 15" in line and "285 records, detected cycles" in line
     assert "counting rule 0.606, learned 0.668" in line
+    fit["choice"] = {"kind": "rule", "validation_records": 288,
+                     "validation": {"rule": {"mean": 0.7}, "learned": {"mean": 0.65}}}
+    assert "on 288 validation records (mean of 2-1 and 2-2: counting rule 0.700" in (
+        verdict_line(learned, fit))
     counting = {"min_cycles": 2, "min_fraction": 0.0, "poor_quality_fraction": 0.9,
                 "min_good_cycles": 1}
     assert verdict_line(counting, {}).startswith("- Record verdict: counting rule")
